@@ -1,0 +1,12 @@
+"""Headlight entry point: page config and navigation; the screens live in pages/."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Headlight", page_icon="🔦", layout="wide")
+
+navigation = st.navigation(
+    [
+        st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", default=True),
+    ]
+)
+navigation.run()

@@ -1,0 +1,1 @@
+"""Headlight core: everything that is neither UI nor SQL."""

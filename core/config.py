@@ -1,0 +1,42 @@
+"""Settings from the environment (and `.env`), with embedded defaults that need no setup."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEADLIGHT_", env_file=".env", extra="ignore")
+
+    env: str = "development"
+    data_dir: Path = PROJECT_ROOT / "data"
+    registry_path: Path = PROJECT_ROOT / "models.yaml"
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "HEADLIGHT_DATABASE_URL")
+    )
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "HEADLIGHT_REDIS_URL")
+    )
+    # "auto" picks cuda, then mps, then cpu.
+    device: str = "auto"
+    # Loaded models are evicted least-recently-used once their weights exceed this budget;
+    # it must hold at least two models because Compare keeps both resident.
+    model_memory_budget_mb: int = Field(default=6_000, ge=256)
+    # Full float16 attention ([layer, head, query, key]) is kept only while it fits in this
+    # many bytes (SmolLM2: about 350 tokens); longer inputs keep statistics and the compact form.
+    full_attention_max_mb: int = Field(default=64, ge=1)
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "model-cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,141 @@
+"""Streamlit rendering of one `Analysis`: text, timings, attention views, statistics, top-k."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+import streamlit.components.v1 as components
+
+from core import compact as compact_codec
+from core import plots
+from core.analysis import Analysis
+from core.render import bertviz_html
+from core.render.text import next_token_rows, prompt_and_continuation_html
+
+# Plotly draws one cell per pair of tokens; past this the browser crawls, so a downsampled
+# overview is shown instead.
+HEATMAP_MAX_TOKENS = 384
+
+
+def _head_picker(analysis: Analysis, key: str) -> tuple[int, int]:
+    left, right = st.columns(2)
+    layer = left.number_input("Layer", 0, analysis.model.n_layers - 1, 0, key=f"{key}.layer")
+    head = right.number_input("Head", 0, analysis.model.n_heads - 1, 0, key=f"{key}.head")
+    return int(layer), int(head)
+
+
+def _bertviz_tab(analysis: Analysis, key: str) -> float:
+    """Renders the chosen bertviz view; returns the seconds spent building its HTML."""
+    info, n = analysis.model, analysis.seq_len
+    view = st.radio("View", ["head", "model", "neuron"], horizontal=True, key=f"{key}.bv_view")
+    if view == "neuron":
+        reason = bertviz_html.neuron_view_reason(info.architecture)
+        st.info(reason or "The neuron view is not available for this analysis.")
+        return 0.0
+    carried = 1 if view == "head" else info.n_layers
+    prompt_len = analysis.prompt_len if view == "head" else None
+    if analysis.attention is None or not bertviz_html.fits_bertviz(
+        carried, info.n_heads, n, view, prompt_len=prompt_len
+    ):
+        estimate = bertviz_html.estimate_payload_bytes(carried, info.n_heads, n, view, prompt_len=prompt_len)
+        st.info(
+            f"{n:,} tokens is too long for bertviz's {view} view (it would send about "
+            f"{estimate / 1e6:,.0f} MB to the browser). Use the head heatmap and statistics tabs."
+        )
+        return 0.0
+    started = time.perf_counter()
+    attention = analysis.attention.astype(np.float32)
+    if view == "head":
+        every_layer = bertviz_html.fits_bertviz(
+            info.n_layers, info.n_heads, n, "head", prompt_len=analysis.prompt_len
+        )
+        # Carry every layer when it fits (bertviz's own layer menu works); else one at a time.
+        layers = list(range(info.n_layers))
+        if not every_layer:
+            layers = [int(st.number_input("Layer", 0, info.n_layers - 1, 0, key=f"{key}.bv_layer"))]
+        html = bertviz_html.head_view_html(
+            attention, analysis.tokens, layer=layers[0], include_layers=layers,
+            prompt_len=analysis.prompt_len,
+        )
+        height = min(2400, 260 + 22 * n)
+    else:
+        html = bertviz_html.model_view_html(attention, analysis.tokens)
+        height = min(4000, 140 + 110 * info.n_layers)
+    elapsed = time.perf_counter() - started
+    components.html(html, height=height, scrolling=True)
+    st.caption(f"{len(html) / 1e6:.1f} MB of HTML built in {elapsed:.2f} s.")
+    return elapsed
+
+
+def _heatmap_tab(analysis: Analysis, key: str) -> None:
+    layer, head = _head_picker(analysis, f"{key}.hm")
+    n = analysis.seq_len
+    if n > HEATMAP_MAX_TOKENS:
+        overview = compact_codec.overview_map(analysis.compact, layer, head)
+        st.caption(f"{n:,} tokens: showing the {overview.shape[0]}×{overview.shape[0]} downsampled map.")
+        figure = plots.overview_heatmap(overview, seq_len=n, layer=layer, head=head)
+    elif analysis.attention is not None:
+        figure = plots.head_heatmap(
+            analysis.attention[layer, head], analysis.tokens, layer=layer, head=head,
+            prompt_len=analysis.prompt_len,
+        )
+    else:
+        st.caption("Top attended positions per query (the full map was not kept for this length).")
+        figure = plots.head_heatmap(
+            compact_codec.head_detail(analysis.compact, layer, head), analysis.tokens,
+            layer=layer, head=head, prompt_len=analysis.prompt_len,
+        )
+    st.plotly_chart(figure, key=f"{key}.hm.chart")
+
+
+def _stats_tab(analysis: Analysis, key: str) -> None:
+    stats = analysis.head_stats
+    left, right = st.columns(2)
+    left.plotly_chart(
+        plots.head_stat_heatmap(stats.entropy, title="Entropy per head", unit="nats"),
+        key=f"{key}.st.entropy",
+    )
+    right.plotly_chart(
+        plots.head_stat_heatmap(stats.mean_distance, title="Mean attention distance", unit="tokens"),
+        key=f"{key}.st.distance",
+    )
+
+
+def _next_tokens_tab(analysis: Analysis, key: str) -> None:
+    rows = next_token_rows(analysis)
+    if not rows:
+        st.info("Encoders do not predict a next token.")
+        return
+    st.dataframe(rows, hide_index=True, key=f"{key}.nt.table")
+    steps = analysis.next_tokens
+    index = 0
+    if len(steps) > 1:
+        index = st.slider("Step", 0, len(steps) - 1, 0, key=f"{key}.nt.step")
+    step = steps[index]
+    title = "Next token after the text" if step.token is None else f"Step {index}: chose {step.token!r}"
+    st.plotly_chart(plots.next_token_bars(step.candidates, title=title), key=f"{key}.nt.chart")
+
+
+def render_analysis(analysis: Analysis, *, key: str) -> None:
+    """The whole result view; `key` prefixes every widget key (one prefix per page)."""
+    info = analysis.model
+    st.markdown(prompt_and_continuation_html(analysis), unsafe_allow_html=True)
+    generated = analysis.seq_len - analysis.prompt_len
+    columns = st.columns(5)
+    columns[0].metric("Tokens", f"{analysis.seq_len:,}", f"{generated} generated" if generated else None)
+    columns[1].metric("Model", f"{info.n_layers}×{info.n_heads}", info.device, delta_color="off")
+    columns[2].metric("Load", f"{analysis.timings.load_s:.2f} s")
+    columns[3].metric("Forward", f"{analysis.timings.forward_s:.2f} s")
+    render_metric = columns[4].empty()
+    tabs = st.tabs(["Attention (bertviz)", "Head heatmap", "Head statistics", "Next tokens"])
+    with tabs[0]:
+        render_s = _bertviz_tab(analysis, key)
+    with tabs[1]:
+        _heatmap_tab(analysis, key)
+    with tabs[2]:
+        _stats_tab(analysis, key)
+    with tabs[3]:
+        _next_tokens_tab(analysis, key)
+    render_metric.metric("Render", f"{render_s + analysis.timings.postprocess_s:.2f} s")

@@ -1,0 +1,575 @@
+"""bertviz views as standalone, fully offline HTML documents.
+
+bertviz 1.4.1 emits HTML that loads require.js from a CDN and points require at CDN copies of
+d3 and jQuery; without internet access the view stays blank. Here every document inlines the
+pinned copies in ``assets/`` (see ``scripts/vendor_js.sh``): d3 and jQuery first, so that they
+set ``window.d3`` / ``window.jQuery`` (loaded after require.js, d3 would issue an anonymous
+``define`` that require rejects), then require.js, then named AMD modules ``d3`` and ``jquery``
+so that bertviz's ``requirejs(['jquery', 'd3'], ...)`` resolves without a network request.
+
+The view scripts (``head_view.js``, ``model_view.js``, ``neuron_view.js``) are read from the
+installed bertviz package with their ``require.config`` (the CDN paths) cut out. For the head and
+model views the parameters they expect are built here rather than by bertviz's Python functions,
+because that lets us (a) write attention compactly, rounded to 3 decimals with no spaces, about a
+third of bertviz's size, and know the exact size before building the string; (b) escape the JSON
+for a ``<script>`` element, so a token such as ``</script>`` cannot end it; (c) import neither
+torch nor IPython. The neuron view runs a model, so it imports torch and bertviz lazily.
+
+Attention is ``[n_layers, n_heads, seq_len, seq_len]`` (``[layer, head, query, key]``) throughout.
+
+The neuron view needs bertviz's own model classes (``bertviz.transformers_neuron_view``), which
+return queries and keys. It is offered for BERT checkpoints in a local directory (config.json +
+model.safetensors + tokenizer files, e.g. the bundled all-MiniLM-L6-v2): bertviz's ``BertModel``
+is built from that config and takes the Hugging Face state dict unchanged; its attention matches
+transformers' eager attention to 1e-6. bertviz also has GPT-2 and RoBERTa classes, but no model of
+those kinds ships with Headlight, so they are not wired up.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.util
+import json
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+# Streamlit accepts messages up to 200 MB, but a browser parsing and drawing more than about
+# 25 MB of bertviz JSON becomes unresponsive, so views above this are refused.
+BERTVIZ_MAX_BYTES = 25_000_000
+
+DisplayMode = Literal["light", "dark"]
+
+_ASSETS = Path(__file__).parent / "assets"
+_DECIMALS = 3
+_SCALE = 10**_DECIMALS
+_VIEW_ID = "bertviz-headlight"  # each document holds one view, so one fixed id suffices
+
+# JSON text of k / 1000 for k in 0..1000, shortest form: "0", "0.001", ..., "0.5", ..., "1".
+_VALUE_TEXT = ["0", *(repr(k / _SCALE) for k in range(1, _SCALE)), "1"]
+_VALUE_BYTES = np.array([len(text) for text in _VALUE_TEXT], dtype=np.int64)
+# Longest value text ("0.123"); with its comma, 6 bytes is the most one value can cost.
+_MAX_VALUE_BYTES = max(len(text) for text in _VALUE_TEXT)
+
+# Measured (bench of this module, tiny random and real attention, bertviz 1.4.1):
+# - bertviz's own head_view(..., html_action="return") on float32 attention writes 20.9 bytes
+#   per attention value (e.g. "0.12300000339746475, "), on float16 attention 21.6;
+# - rounding to 3 decimals before bertviz's json.dumps gives 7.0 bytes per value ("0.123, ");
+# - the compact JSON written here: at most 6 bytes per value ("0.123,"); measured 5.9 on dense
+#   random softmax rows, 3.1 on all-MiniLM-L6-v2 at 128 tokens, 2.3 on SmolLM2-135M at 128 tokens
+#   (most weights round to "0"). The estimate below uses the 6-byte bound, so it never
+#   underestimates the attention part.
+# Allowance per token copy in the params: quotes, comma and an average token of up to 12 bytes
+# of JSON (measured: 6.1 bytes per token copy on English text for SmolLM2 and MiniLM).
+_BYTES_PER_TOKEN = 15
+
+_FILTERS_SPLIT = ("All", "Prompt -> Prompt", "Generated -> Generated", "Generated -> Prompt")
+
+
+def head_view_html(
+    attention: np.ndarray,
+    tokens: list[str],
+    *,
+    layer: int = 0,
+    heads: list[int] | None = None,
+    prompt_len: int | None = None,
+    include_layers: list[int] | None = None,
+) -> str:
+    """bertviz's head view of one layer at a time, as a standalone offline HTML document.
+
+    Args:
+        attention: ``[n_layers, n_heads, seq_len, seq_len]`` attention weights, any float dtype;
+            rounded to 3 decimals and clipped to [0, 1] for display.
+        tokens: ``seq_len`` token strings (user text: escaped here).
+        layer: layer shown first; must be in ``include_layers``.
+        heads: heads selected first (default all).
+        prompt_len: number of prompt tokens when the rest were generated. If some tokens were
+            generated (``0 < prompt_len < seq_len``), a menu adds the views Prompt -> Prompt,
+            Generated -> Generated and Generated -> Prompt (query -> key), which nearly doubles
+            the payload; otherwise it is ignored.
+        include_layers: layers to carry in the page (default all); fewer layers, smaller page.
+
+    Returns:
+        A full HTML document for ``streamlit.components.v1.html``; it loads nothing.
+
+    Raises:
+        ValueError: if shapes and tokens disagree, an index is out of range, or the page would
+            exceed ``BERTVIZ_MAX_BYTES``.
+    """
+    quantized = _quantize(attention, tokens)
+    n_layers, n_heads, seq_len, _ = quantized.shape
+    layers = _check_layers(include_layers, n_layers)
+    if layer not in layers:
+        raise ValueError(
+            f"layer {layer} is not among the layers shown ({layers}); pick one of them."
+        )
+    if heads is not None:
+        _check_indices("heads", heads, n_heads)
+        if not heads:
+            raise ValueError("heads is empty; pass None to select all heads.")
+    split = _prompt_split(prompt_len, seq_len)
+    quantized = quantized[layers]
+
+    entries = [("All", quantized, tokens, tokens)]
+    if split is not None:
+        prompt, generated = slice(0, split), slice(split, seq_len)
+        entries += [
+            (_FILTERS_SPLIT[1], quantized[:, :, prompt, prompt], tokens[prompt], tokens[prompt]),
+            (
+                _FILTERS_SPLIT[2],
+                quantized[:, :, generated, generated],
+                tokens[generated],
+                tokens[generated],
+            ),
+            (
+                _FILTERS_SPLIT[3],
+                quantized[:, :, generated, prompt],
+                tokens[generated],
+                tokens[prompt],
+            ),
+        ]
+    params = {
+        "default_filter": "0",
+        "root_div_id": _VIEW_ID,
+        "layer": layer,
+        "heads": heads,
+        "include_layers": layers,
+    }
+    body = f"""
+<div id="{_VIEW_ID}" style="font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
+  <span style="user-select:none">Layer: <select id="layer"></select>{_filter_menu(entries)}</span>
+  <div id="vis"></div>
+</div>"""
+    return _document(body, "head_view", entries, params, background="white")
+
+
+def model_view_html(
+    attention: np.ndarray,
+    tokens: list[str],
+    *,
+    include_layers: list[int] | None = None,
+    display_mode: DisplayMode = "light",
+) -> str:
+    """bertviz's model view (a thumbnail per layer and head), as a standalone offline document.
+
+    Args:
+        attention: ``[n_layers, n_heads, seq_len, seq_len]`` attention weights, any float dtype;
+            rounded to 3 decimals and clipped to [0, 1] for display.
+        tokens: ``seq_len`` token strings (user text: escaped here).
+        include_layers: layers to show (default all); the page draws ``n_heads * seq_len**2``
+            lines per layer, so fewer layers keep it responsive.
+        display_mode: "light" or "dark" background.
+
+    Returns:
+        A full HTML document for ``streamlit.components.v1.html``; it loads nothing.
+
+    Raises:
+        ValueError: if shapes and tokens disagree, a layer is out of range, or the page would
+            exceed ``BERTVIZ_MAX_BYTES``.
+    """
+    quantized = _quantize(attention, tokens)
+    n_layers, n_heads, _, _ = quantized.shape
+    layers = _check_layers(include_layers, n_layers)
+    _check_display_mode(display_mode)
+    entries = [("All", quantized[layers], tokens, tokens)]
+    params = {
+        "default_filter": "0",
+        "display_mode": display_mode,
+        "root_div_id": _VIEW_ID,
+        "include_layers": layers,
+        "include_heads": list(range(n_heads)),
+        "total_heads": n_heads,
+    }
+    body = f"""
+<div id="{_VIEW_ID}" style="font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
+  <div id="vis"></div>
+</div>"""
+    background = "black" if display_mode == "dark" else "white"
+    return _document(body, "model_view", entries, params, background=background)
+
+
+def estimate_payload_bytes(
+    n_layers: int,
+    n_heads: int,
+    seq_len: int,
+    view: str = "head",
+    *,
+    prompt_len: int | None = None,
+) -> int:
+    """Upper estimate of the size in bytes of ``head_view_html`` / ``model_view_html``'s output.
+
+    ``n_layers`` is the number of layers carried (``len(include_layers)`` when given). The
+    attention part is a bound (every value costs at most 6 bytes); the token part assumes
+    average-length tokens (``_BYTES_PER_TOKEN``). ``prompt_len`` as in ``head_view_html``.
+    """
+    if view not in ("head", "model"):
+        raise ValueError(f"view must be 'head' or 'model', not {view!r}.")
+    if min(n_layers, n_heads, seq_len) < 1:
+        raise ValueError("n_layers, n_heads and seq_len must be at least 1.")
+    split = _prompt_split(prompt_len, seq_len) if view == "head" else None
+    blocks = [(seq_len, seq_len)]
+    if split is not None:
+        generated = seq_len - split
+        blocks += [(split, split), (generated, generated), (generated, split)]
+    # Layer and head indices are listed in the params too: at most 4 bytes each ("123,").
+    total = _fixed_bytes(view) + 4 * (n_layers + n_heads)
+    for n_query, n_key in blocks:
+        total += _array_bytes_bound((n_layers, n_heads, n_query, n_key))
+        total += _BYTES_PER_TOKEN * (n_query + n_key)
+    return total
+
+
+def fits_bertviz(
+    n_layers: int,
+    n_heads: int,
+    seq_len: int,
+    view: str = "head",
+    *,
+    prompt_len: int | None = None,
+) -> bool:
+    """Whether the view's estimated size is within ``BERTVIZ_MAX_BYTES``.
+
+    Conservative: when this is True the view renders (unless tokens are unusually long); when
+    False it may still fit, since real attention rounds mostly to "0".
+    """
+    estimate = estimate_payload_bytes(n_layers, n_heads, seq_len, view, prompt_len=prompt_len)
+    return estimate <= BERTVIZ_MAX_BYTES
+
+
+def neuron_view_reason(architecture: str) -> str | None:
+    """None if ``neuron_view_html`` supports this architecture, else a one-line reason why not.
+
+    ``architecture`` is a transformers model type ("bert") or class name ("BertModel").
+    """
+    if _is_bert(architecture):
+        return None
+    return (
+        f"The neuron view needs bertviz's own model code, which Headlight has for BERT only, "
+        f"not for {architecture}."
+    )
+
+
+def neuron_view_html(
+    model_dir: str,
+    text: str,
+    *,
+    layer: int = 0,
+    head: int = 0,
+    display_mode: DisplayMode = "light",
+) -> str:
+    """bertviz's neuron view (queries, keys and their products) for a local BERT checkpoint.
+
+    Runs the model (bertviz's implementation, on CPU) on ``[CLS] text [SEP]``. Queries, keys and
+    attention are rounded to 3 decimals.
+
+    Args:
+        model_dir: directory with config.json, model.safetensors and tokenizer files.
+        text: the sentence to show.
+        layer, head: initially selected layer and head.
+        display_mode: "light" or "dark" background.
+
+    Returns:
+        A full HTML document for ``streamlit.components.v1.html``; it loads nothing.
+
+    Raises:
+        ValueError: if the model is not BERT, files are missing, the text is empty or too long,
+            or an index is out of range.
+    """
+    import torch
+    from bertviz.neuron_view import get_attention
+    from bertviz.transformers_neuron_view import BertConfig, BertModel
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    _check_display_mode(display_mode)
+    directory = Path(model_dir)
+    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise ValueError(f"{path} is missing; the neuron view needs a local BERT checkpoint.")
+    model_type = json.loads(config_path.read_text()).get("model_type", "")
+    reason = neuron_view_reason(model_type)
+    if reason is not None:
+        raise ValueError(reason)
+    if not text.strip():
+        raise ValueError("Enter some text for the neuron view.")
+
+    config = BertConfig(str(config_path))
+    _check_indices("layer", [layer], config.num_hidden_layers)
+    _check_indices("head", [head], config.num_attention_heads)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    n_tokens = len(tokenizer.tokenize(text)) + 2  # [CLS] and [SEP]
+    if n_tokens > config.max_position_embeddings:
+        raise ValueError(
+            f"The text has {n_tokens} tokens; this model takes at most "
+            f"{config.max_position_embeddings}. Shorten it."
+        )
+    model = BertModel(config)
+    # Checkpoints saved from a task model (BertForMaskedLM, ...) prefix the encoder's keys.
+    state = {key.removeprefix("bert."): value for key, value in load_file(weights_path).items()}
+    missing, _ = model.load_state_dict(state, strict=False)
+    if missing:
+        raise ValueError(f"{weights_path} is not a BERT checkpoint: it lacks {missing[:3]}.")
+
+    with torch.inference_mode():
+        attention = get_attention(_RoundedOutputs(model), "bert", tokenizer, text, None, True)
+    params = {
+        "attention": attention,
+        "default_filter": "all",
+        "root_div_id": _VIEW_ID,
+        "bidirectional": True,
+        "display_mode": display_mode,
+        "layer": layer,
+        "head": head,
+    }
+    body = f"""
+<div id="{_VIEW_ID}" style="padding:8px;font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
+  <span style="user-select:none">
+    <span class="dropdown-label">Layer: </span><select id="layer"></select>
+    <span class="dropdown-label">Head: </span><select id="att_head"></select>
+  </span>
+  <div id="vis"></div>
+</div>"""
+    # neuron_view.js reads its parameters from window.bertviz_params.
+    script = f"window.bertviz_params = {_script_json(params)};\n{_view_js('neuron_view')}"
+    background = "black" if display_mode == "dark" else "white"
+    page = _page(body, script, background)
+    if len(page) > BERTVIZ_MAX_BYTES:
+        raise ValueError(
+            f"The neuron view of {n_tokens} tokens would be {len(page):,} bytes, over the "
+            f"{BERTVIZ_MAX_BYTES:,}-byte limit; shorten the text."
+        )
+    return page
+
+
+class _RoundedOutputs:
+    """Wraps bertviz's BertModel so the attention, queries and keys it returns are rounded.
+
+    bertviz's ``get_attention`` writes them with ``tolist()``; float64 values rounded to 3
+    decimals print as "0.123" rather than float32's "0.12300000339746475".
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._model = model
+
+    def eval(self) -> _RoundedOutputs:
+        self._model.eval()
+        return self
+
+    def __call__(self, *args: object, **kwargs: object) -> tuple[object, ...]:
+        outputs = self._model(*args, **kwargs)
+        per_layer = tuple(
+            {name: tensor.double().round(decimals=_DECIMALS) for name, tensor in layer.items()}
+            for layer in outputs[-1]
+        )
+        return (*outputs[:-1], per_layer)
+
+
+def _is_bert(architecture: str) -> bool:
+    name = architecture.strip()
+    return name.lower() == "bert" or re.fullmatch(r"Bert(Model|For[A-Za-z]+)", name) is not None
+
+
+def _quantize(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:
+    """Attention ``[n_layers, n_heads, seq_len, seq_len]`` as int16 thousandths, validated."""
+    attention = np.asarray(attention)
+    if attention.ndim != 4 or attention.shape[2] != attention.shape[3]:
+        raise ValueError(
+            f"attention must be shaped [n_layers, n_heads, seq_len, seq_len]; got {attention.shape}."
+        )
+    if min(attention.shape) == 0:
+        raise ValueError(f"attention is empty (shape {attention.shape}).")
+    if not np.issubdtype(attention.dtype, np.floating):
+        raise ValueError(f"attention must be a float array, not {attention.dtype}.")
+    seq_len = attention.shape[2]
+    if len(tokens) != seq_len:
+        raise ValueError(
+            f"attention covers {seq_len} tokens but {len(tokens)} tokens were given; pass the "
+            f"tokens the attention was computed for."
+        )
+    if not all(isinstance(token, str) for token in tokens):
+        raise ValueError("tokens must be strings.")
+    # Even if every value printed as "0" the page would be too big: refuse before copying.
+    n_values = attention.size
+    if 2 * n_values > BERTVIZ_MAX_BYTES:
+        raise ValueError(_too_big_message(2 * n_values, attention.shape))
+    scaled = attention.astype(np.float32) * _SCALE
+    if not np.isfinite(scaled).all():
+        raise ValueError("attention contains NaN or infinite values.")
+    return np.rint(np.clip(scaled, 0, _SCALE)).astype(np.int16)
+
+
+def _too_big_message(n_bytes: int, shape: tuple[int, ...]) -> str:
+    return (
+        f"A bertviz view of attention shaped {tuple(shape)} would be at least {n_bytes:,} bytes, "
+        f"over the {BERTVIZ_MAX_BYTES:,}-byte limit; use fewer tokens or fewer layers "
+        f"(include_layers), or Headlight's own attention view."
+    )
+
+
+def _check_indices(name: str, indices: Sequence[int], size: int) -> None:
+    bad = [index for index in indices if not 0 <= index < size]
+    if bad:
+        raise ValueError(f"{name} {bad} out of range; valid values are 0 to {size - 1}.")
+
+
+def _check_layers(include_layers: list[int] | None, n_layers: int) -> list[int]:
+    if include_layers is None:
+        return list(range(n_layers))
+    if not include_layers:
+        raise ValueError("include_layers is empty; pass None to show all layers.")
+    if len(set(include_layers)) != len(include_layers):
+        raise ValueError(f"include_layers {include_layers} repeats a layer.")
+    _check_indices("include_layers", include_layers, n_layers)
+    return [int(index) for index in include_layers]
+
+
+def _check_display_mode(display_mode: str) -> None:
+    if display_mode not in ("light", "dark"):
+        raise ValueError(f"display_mode must be 'light' or 'dark', not {display_mode!r}.")
+
+
+def _prompt_split(prompt_len: int | None, seq_len: int) -> int | None:
+    """Where generated tokens start, or None when there is nothing to split."""
+    if prompt_len is None:
+        return None
+    if not 1 <= prompt_len <= seq_len:
+        raise ValueError(f"prompt_len {prompt_len} must be between 1 and seq_len ({seq_len}).")
+    return prompt_len if prompt_len < seq_len else None
+
+
+def _filter_menu(entries: list[tuple[str, np.ndarray, list[str], list[str]]]) -> str:
+    if len(entries) == 1:
+        return ""
+    options = "".join(
+        f'<option value="{index}">{html.escape(name)}</option>'
+        for index, (name, *_) in enumerate(entries)
+    )
+    return f' Attention: <select id="filter">{options}</select>'
+
+
+def _document(
+    body: str,
+    view: str,
+    entries: list[tuple[str, np.ndarray, list[str], list[str]]],
+    params: dict[str, object],
+    *,
+    background: str,
+) -> str:
+    """The page for head_view.js / model_view.js, whose params hold ``attention`` entries."""
+    # The page is laid out with a NUL where each attention array goes (json.dumps escapes NUL
+    # in strings, so no token can produce one), sized exactly, then filled in.
+    skeleton = ",".join(
+        _script_json({"name": name, "attn": None, "left_text": left, "right_text": right}).replace(
+            '"attn":null', '"attn":\x00', 1
+        )
+        for name, _, left, right in entries
+    )
+    params_json = '{"attention":[' + skeleton + "]," + _script_json(params)[1:]
+    page = _page(body, _view_js(view).replace("PYTHON_PARAMS", params_json, 1), background)
+    pieces = page.split("\x00")
+    if len(pieces) != len(entries) + 1:
+        raise RuntimeError("A NUL character in bertviz's script; cannot place the attention.")
+    arrays = [array for _, array, _, _ in entries]
+    n_bytes = len(page) - len(arrays) + sum(_array_bytes(array) for array in arrays)
+    if n_bytes > BERTVIZ_MAX_BYTES:
+        raise ValueError(_too_big_message(n_bytes, entries[0][1].shape))
+    return pieces[0] + "".join(
+        _array_json(array) + piece for array, piece in zip(arrays, pieces[1:], strict=True)
+    )
+
+
+def _script_json(value: object) -> str:
+    """Compact JSON safe inside <script>: "<" only occurs in strings, where \\u003c is legal."""
+    return json.dumps(value, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _array_json(quantized: np.ndarray) -> str:
+    """Nested JSON lists of ``quantized / 1000``, each value in its shortest form."""
+    if quantized.ndim == 1:
+        return "[" + ",".join([_VALUE_TEXT[k] for k in quantized.tolist()]) + "]"
+    return "[" + ",".join([_array_json(sub) for sub in quantized]) + "]"
+
+
+def _array_bytes(quantized: np.ndarray) -> int:
+    """Exact ``len(_array_json(quantized))``, without building it."""
+    return int(_VALUE_BYTES[quantized].sum()) + _brackets_and_commas(quantized.shape)
+
+
+def _array_bytes_bound(shape: tuple[int, ...]) -> int:
+    """Most bytes ``_array_json`` can take for this shape."""
+    return _MAX_VALUE_BYTES * int(np.prod(shape)) + _brackets_and_commas(shape)
+
+
+def _brackets_and_commas(shape: tuple[int, ...]) -> int:
+    # A list of k items costs 2 brackets and k - 1 commas, at every nesting level.
+    total, n_lists = 0, 1
+    for size in shape:
+        total += n_lists * (size + 1)
+        n_lists *= size
+    return total
+
+
+@cache
+def _fixed_bytes(view: str) -> int:
+    """Size of the smallest page (one layer, head and token): libraries, script, markup."""
+    smallest = (np.zeros((1, 1, 1, 1), dtype=np.float32), [""])
+    page = head_view_html(*smallest) if view == "head" else model_view_html(*smallest)
+    return len(page)
+
+
+def _page(body: str, view_script: str, background: str) -> str:
+    return f"""<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<style>body {{ margin: 0; background: {background}; }}</style>
+</head>
+<body>{body}
+{_libraries_html()}
+<script>
+{view_script}
+</script>
+</body>
+</html>
+"""
+
+
+@cache
+def _libraries_html() -> str:
+    """d3 and jQuery as globals, then require.js, then both registered as AMD modules."""
+    scripts = [
+        (_ASSETS / name).read_text() for name in ("d3.min.js", "jquery.min.js", "require.js")
+    ]
+    scripts.append(
+        "define('d3', [], function () { return window.d3; });\n"
+        "define('jquery', [], function () { return window.jQuery; });"
+    )
+    for script in scripts:
+        # Inline scripts end at the first "</script"; the vendored files must not contain one.
+        if "</script" in script.lower() or "<!--" in script:
+            raise RuntimeError("A vendored script cannot be inlined; re-run scripts/vendor_js.sh.")
+    return "\n".join(f"<script>\n{script}\n</script>" for script in scripts)
+
+
+@cache
+def _view_js(view: str) -> str:
+    """bertviz's ``<view>.js`` without its require.config (which points at CDNs)."""
+    # find_spec locates the package without importing it (its __init__ imports torch, IPython).
+    spec = importlib.util.find_spec("bertviz")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("bertviz is not installed.")
+    source = (Path(spec.submodule_search_locations[0]) / f"{view}.js").read_text()
+    script, n_removed = re.subn(
+        r"require\.config\(\{.*?\}\);", "", source, count=1, flags=re.DOTALL
+    )
+    if n_removed != 1 or "cdnjs" in script or "</script" in script.lower():
+        raise RuntimeError(f"bertviz's {view}.js changed shape; update {__name__}.")
+    return script

@@ -1,0 +1,27 @@
+"""Every Streamlit-cached resource of the app lives here, and nowhere else.
+
+Each wrapper is thin: the work happens in plain modules that tests call directly. Every
+argument that changes the result is part of the cache key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core.config import get_settings
+from core.registry import load_registry
+from core.service import AnalysisService
+
+
+@st.cache_resource(show_spinner=False)
+def _service(registry_path: Path, device: str, budget_mb: int) -> AnalysisService:
+    settings = get_settings()
+    return AnalysisService(settings, load_registry(registry_path))
+
+
+def get_service() -> AnalysisService:
+    """One service (registry + model pool) per process, shared by all sessions."""
+    settings = get_settings()
+    return _service(settings.registry_path, settings.device, settings.model_memory_budget_mb)

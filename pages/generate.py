@@ -1,0 +1,103 @@
+"""Generate: pick a model, type text, run it, and look at every attention head."""
+
+from __future__ import annotations
+
+import streamlit as st
+from pydantic import ValidationError
+
+from core.analysis import (
+    MAX_NEW_TOKENS,
+    MAX_TEXT_CHARS,
+    MAX_TOP_K_NEXT,
+    AnalysisMode,
+    AnalysisRequest,
+    GenerationParams,
+)
+from core.errors import HeadlightError, validation_message
+from core.render.analysis_view import render_analysis
+from core.resources import get_service
+
+DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
+
+
+def _parameters(kind: str, has_chat_template: bool) -> tuple[AnalysisMode, dict]:
+    modes = [AnalysisMode.GENERATE, AnalysisMode.ENCODE] if kind == "causal" else [AnalysisMode.ENCODE]
+    mode = st.radio(
+        "Mode", modes, format_func=lambda m: m.value.capitalize(), horizontal=True, key="generate.mode"
+    )
+    params: dict = {}
+    with st.expander("Generation settings", expanded=False):
+        left, middle, right = st.columns(3)
+        params["max_new_tokens"] = left.number_input(
+            "Max new tokens", 1, MAX_NEW_TOKENS, 20, key="generate.max_new_tokens"
+        )
+        params["do_sample"] = left.toggle("Sample (otherwise greedy)", key="generate.do_sample")
+        params["temperature"] = middle.number_input(
+            "Temperature", 0.05, 5.0, 1.0, 0.05, key="generate.temperature"
+        )
+        params["top_p"] = middle.number_input("Top-p", 0.01, 1.0, 1.0, 0.01, key="generate.top_p")
+        params["top_k"] = right.number_input("Top-k (sampling)", 0, 1000, 50, key="generate.top_k")
+        params["seed"] = right.number_input("Seed", 0, 2**32 - 1, 0, key="generate.seed")
+        params["use_chat_template"] = st.checkbox(
+            "Wrap the text in the model's chat template",
+            disabled=not has_chat_template,
+            key="generate.chat_template",
+        )
+    return mode, params
+
+
+def main() -> None:
+    st.title("Generate")
+    service = get_service()
+    choices = service.model_choices()
+    reasons = {spec.id: reason for spec, reason in choices}
+    specs = {spec.id: spec for spec, _ in choices}
+    model_id = st.selectbox(
+        "Model",
+        list(specs),
+        format_func=lambda i: specs[i].label + ("" if reasons[i] is None else " — unavailable"),
+        key="generate.model",
+    )
+    spec = specs[model_id]
+    if reasons[model_id]:
+        st.warning(f"{spec.label} cannot be used here: {reasons[model_id]}.")
+    st.caption(f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens · {spec.licence}")
+    text = st.text_area(
+        "Text", DEFAULT_TEXT, height=140, max_chars=MAX_TEXT_CHARS, key="generate.text"
+    )
+    mode, params = _parameters(spec.kind, spec.chat_template)
+    top_k_next = st.slider("Next-token candidates shown", 1, MAX_TOP_K_NEXT, 5, key="generate.top_k_next")
+
+    if st.button("Run", type="primary", key="generate.run", disabled=bool(reasons[model_id])):
+        try:
+            request = AnalysisRequest(
+                model_id=model_id,
+                text=text,
+                mode=mode,
+                generation=GenerationParams(**params),
+                top_k_next=top_k_next,
+            )
+        except ValidationError as exc:
+            st.error(validation_message(exc))
+            request = None
+        if request is not None:
+            progress = st.progress(0.0, text="Starting…")
+            try:
+                if not service.pool.is_loaded(spec):
+                    progress.progress(0.0, text=f"Loading {spec.label} (first use may take a minute)…")
+                analysis = service.run(
+                    request, progress=lambda f, msg: progress.progress(f, text=f"Running: {msg}")
+                )
+            except HeadlightError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["generate.analysis"] = analysis
+            finally:
+                progress.empty()
+
+    analysis = st.session_state.get("generate.analysis")
+    if analysis is not None:
+        render_analysis(analysis, key="generate")
+
+
+main()

@@ -1,0 +1,42 @@
+"""Shared fixtures: settings, registry, a tiny random model, and the real bundled models.
+
+Real models are loaded once per test session through one `AnalysisService`.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from core.config import Settings, get_settings  # noqa: E402
+from core.registry import Registry, load_registry  # noqa: E402
+from core.service import AnalysisService  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def registry(settings: Settings) -> Registry:
+    return load_registry(settings.registry_path)
+
+
+@pytest.fixture(scope="session")
+def service(settings: Settings, registry: Registry) -> AnalysisService:
+    return AnalysisService(settings, registry)
+
+
+@pytest.fixture(scope="session")
+def smollm2(service: AnalysisService):
+    return service.load("smollm2-135m-instruct")[0]
+
+
+@pytest.fixture(scope="session")
+def minilm(service: AnalysisService):
+    return service.load("all-minilm-l6-v2")[0]
