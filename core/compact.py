@@ -53,7 +53,7 @@ _PREFIX = struct.Struct("<4sHI")
 _MIN_CHUNK = 4
 
 
-@dataclass
+@dataclass(eq=False)  # arrays have no single truth value; compare fields explicitly
 class CompactAttention:
     """Compact attention for ``n_layers`` x ``n_heads`` heads over ``seq_len`` tokens.
 
@@ -119,9 +119,7 @@ def _layout(
     return arrays
 
 
-def _fit_k(
-    n_layers: int, n_heads: int, seq_len: int, overview_size: int, k: int, max_bytes: int
-) -> int:
+def _fit_k(n_layers: int, n_heads: int, seq_len: int, overview_size: int, k: int, max_bytes: int) -> int:
     """The largest ``k' <= min(k, seq_len)`` whose compact form fits in ``max_bytes``."""
     fixed = HEADER_RESERVE + sum(
         dtype.itemsize * int(np.prod(shape))
@@ -271,9 +269,7 @@ def compact_from_full(
 ) -> CompactAttention:
     """Compact form of full attention ``[n_layers, n_heads, seq_len, seq_len]``."""
     if not isinstance(attention, np.ndarray) or attention.ndim != 4:
-        raise ValueError(
-            "Attention must be a numpy array shaped [n_layers, n_heads, seq_len, seq_len]."
-        )
+        raise ValueError("Attention must be a numpy array shaped [n_layers, n_heads, seq_len, seq_len].")
     n_layers, n_heads, seq_len, _ = attention.shape
     builder = CompactBuilder(
         n_layers, n_heads, seq_len, k=k, overview_size=overview_size, max_bytes=max_bytes
@@ -301,19 +297,14 @@ def nbytes(compact: CompactAttention) -> int:
 
 def encode(compact: CompactAttention) -> bytes:
     """Serialise to the binary format of the module docstring (no pickle)."""
-    layout = _layout(
-        compact.n_layers, compact.n_heads, compact.seq_len, compact.overview_size, compact.k
-    )
+    layout = _layout(compact.n_layers, compact.n_heads, compact.seq_len, compact.overview_size, compact.k)
     header = {
         "n_layers": compact.n_layers,
         "n_heads": compact.n_heads,
         "seq_len": compact.seq_len,
         "overview_size": compact.overview_size,
         "k": compact.k,
-        "arrays": [
-            {"name": name, "dtype": dtype.str, "shape": list(shape)}
-            for name, dtype, shape in layout
-        ],
+        "arrays": [{"name": name, "dtype": dtype.str, "shape": list(shape)} for name, dtype, shape in layout],
     }
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     parts = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)), header_bytes]
@@ -353,9 +344,7 @@ def decode(blob: bytes) -> CompactAttention:
     if overview_size > seq_len or k > seq_len:
         raise ValueError("Malformed compact attention header: overview_size or k > seq_len.")
     layout = _layout(n_layers, n_heads, seq_len, overview_size, k)
-    expected = [
-        {"name": name, "dtype": dtype.str, "shape": list(shape)} for name, dtype, shape in layout
-    ]
+    expected = [{"name": name, "dtype": dtype.str, "shape": list(shape)} for name, dtype, shape in layout]
     if arrays_meta != expected:
         raise ValueError("Malformed compact attention header: unexpected array list.")
     total = start + sum(dtype.itemsize * int(np.prod(shape)) for _, dtype, shape in layout)

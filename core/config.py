@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Full float16 attention ([layer, head, query, key]) is kept only while it fits in this
     # many bytes (SmolLM2: about 350 tokens); longer inputs keep statistics and the compact form.
     full_attention_max_mb: int = Field(default=64, ge=1)
+    # Soft-deleted analyses stay in the Trash this many days before `python -m db.purge`
+    # removes them for good.
+    trash_retention_days: int = Field(default=30, ge=0)
 
     @property
     def model_cache_dir(self) -> Path:

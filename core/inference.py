@@ -55,7 +55,7 @@ def attention_hooks(model: torch.nn.Module, n_layers: int, on_layer: LayerCallba
     if len(modules) != n_layers:
         raise RuntimeError(f"found {len(modules)} attention modules for {n_layers} layers")
 
-    def make_hook(layer: int):  # noqa: ANN202 - torch hook signature
+    def make_hook(layer: int):
         def hook(_module: torch.nn.Module, _args: object, output: object) -> None:
             if not isinstance(output, tuple) or len(output) < 2 or output[1] is None:
                 raise RuntimeError("attention weights missing: the model must use eager attention")
@@ -76,9 +76,7 @@ class _AttentionSink:
 
     def __init__(self, n_layers: int, n_heads: int, seq_len: int, keep_full: bool) -> None:
         self.builder = CompactBuilder(n_layers, n_heads, seq_len)
-        self.full = (
-            np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
-        )
+        self.full = np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
 
     def add(self, layer: int, weights: torch.Tensor) -> None:
         layer_attention = weights.detach().float().cpu().numpy()
@@ -131,9 +129,7 @@ def analyse(
 
 
 def _tokenize(loaded: LoadedModel, text: str, add_special_tokens: bool) -> tuple[list[int], list]:
-    encoding = loaded.tokenizer(
-        text, return_offsets_mapping=True, add_special_tokens=add_special_tokens
-    )
+    encoding = loaded.tokenizer(text, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
     offsets = [(int(s), int(e)) for s, e in encoding["offset_mapping"]]
     return list(encoding["input_ids"]), offsets
 
@@ -201,9 +197,7 @@ def _prompt(loaded: LoadedModel, request: AnalysisRequest) -> tuple[str, bool]:
         if not loaded.spec.chat_template or not loaded.tokenizer.chat_template:
             raise HeadlightError(f"{loaded.spec.label} has no chat template; turn the option off.")
         messages = [{"role": "user", "content": request.text}]
-        rendered = loaded.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True
-        )
+        rendered = loaded.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return str(rendered), False
     return request.text, True
 
@@ -288,7 +282,9 @@ def _generate(
         chosen = int(sequence[position])
         probability = float(torch.softmax(logits[0].float(), dim=-1)[chosen])
         candidates = _top_k(logits[0], request.top_k_next, tokenizer)
-        next_tokens.append(NextTokenStep(position, tokenizer.decode([chosen]), probability, tuple(candidates)))
+        next_tokens.append(
+            NextTokenStep(position, tokenizer.decode([chosen]), probability, tuple(candidates))
+        )
 
     text = prompt_text + generated_text
     offsets = prompt_offsets + generated_offsets

@@ -17,8 +17,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch  # noqa: E402
-from transformers import (  # noqa: E402
+import torch
+from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -26,10 +26,10 @@ from transformers import (  # noqa: E402
     PreTrainedTokenizerBase,
 )
 
-from core.analysis import ModelInfo  # noqa: E402
-from core.device import choose_device, choose_dtype  # noqa: E402
-from core.errors import ModelLoadError, ModelUnavailableError  # noqa: E402
-from core.registry import ModelSpec, availability  # noqa: E402
+from core.analysis import ModelInfo
+from core.device import choose_device, choose_dtype
+from core.errors import ModelLoadError, ModelUnavailableError
+from core.registry import ModelSpec, availability
 
 log = logging.getLogger(__name__)
 

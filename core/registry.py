@@ -58,7 +58,7 @@ class Registry:
             raise ValueError(f"Duplicate model ids in the registry: {', '.join(duplicates)}")
         self._specs = {spec.id: spec for spec in specs}
 
-    def __iter__(self):  # noqa: ANN204 - iterator of ModelSpec
+    def __iter__(self):
         return iter(self._specs.values())
 
     def __len__(self) -> int:
@@ -106,9 +106,7 @@ def _bundled_location(spec: ModelSpec) -> Availability:
         if file in parts:
             index = parts.index(file)
             location = Path(dist.locate_file(Path(*parts[: index + 1])))
-            return Availability(
-                True, f"bundled in {package}", location, gguf=location.suffix == ".gguf"
-            )
+            return Availability(True, f"bundled in {package}", location, gguf=location.suffix == ".gguf")
     if file and file.endswith(".gguf"):
         # Packages that ship the GGUF in chunks are assembled on first load.
         return Availability(True, f"bundled in {package} (assembled on first load)", None, True)

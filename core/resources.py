@@ -25,3 +25,16 @@ def get_service() -> AnalysisService:
     """One service (registry + model pool) per process, shared by all sessions."""
     settings = get_settings()
     return _service(settings.registry_path, settings.device, settings.model_memory_budget_mb)
+
+
+@st.cache_data(show_spinner="Building the neuron view…", max_entries=32)
+def neuron_view_html(model_id: str, revision: str, text: str, layer: int, head: int) -> str:
+    """bertviz's neuron view runs its own copy of a BERT model; cache its HTML per input."""
+    from core.registry import availability
+    from core.render import bertviz_html
+
+    spec = get_service().registry.get(model_id)
+    location = availability(spec).location
+    if location is None:
+        raise ValueError(f"{spec.label} has no local weights for the neuron view.")
+    return bertviz_html.neuron_view_html(str(location), text, layer=layer, head=head)

@@ -23,9 +23,7 @@ _BLOCK_BYTES = 1 << 20
 _TINY = np.finfo(np.float32).tiny
 # float32 value of every float16 bit pattern (256 KiB, fits in cache). numpy's own
 # float16 -> float32 cast is scalar code and costs 2-3x more than this table lookup.
-_FLOAT16_TABLE = (
-    np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
-)
+_FLOAT16_TABLE = np.arange(2**16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
 
 
 def check_layer_attention(layer_attention: np.ndarray) -> tuple[int, int]:
@@ -40,13 +38,9 @@ def check_layer_attention(layer_attention: np.ndarray) -> tuple[int, int]:
         )
     shape = layer_attention.shape
     if layer_attention.ndim != 3 or shape[1] != shape[2] or shape[1] == 0 or shape[0] == 0:
-        raise ValueError(
-            f"Layer attention must be shaped [n_heads, seq_len, seq_len], got {list(shape)}."
-        )
+        raise ValueError(f"Layer attention must be shaped [n_heads, seq_len, seq_len], got {list(shape)}.")
     if not np.issubdtype(layer_attention.dtype, np.floating):
-        raise ValueError(
-            f"Layer attention must be float16 or float32, got {layer_attention.dtype}."
-        )
+        raise ValueError(f"Layer attention must be float16 or float32, got {layer_attention.dtype}.")
     return shape[0], shape[1]
 
 
@@ -96,16 +90,20 @@ class LayerStatsAccumulator:
         self._rows["self"][:, span] = block[:, local, queries]
         # Query 0 has no previous token; its slot stays 0 and is left out of the mean.
         has_prev = queries >= 1
-        self._rows["previous_token"][:, queries[has_prev]] = block[
-            :, local[has_prev], queries[has_prev] - 1
-        ]
+        self._rows["previous_token"][:, queries[has_prev]] = block[:, local[has_prev], queries[has_prev] - 1]
 
     def result(self) -> dict[str, np.ndarray]:
         """Per-head means ``{name: [n_heads] float32}`` over the queries added so far.
 
-        ``previous_token`` averages queries ``1 ..``; it is 0 when ``seq_len == 1``.
+        ``previous_token`` averages queries ``1 ..``; it is 0 when ``seq_len == 1``. Raises
+        ``ValueError`` if the attention held NaN or infinities (they make an entropy non-finite).
         """
         out = {name: rows.mean(axis=1) for name, rows in self._rows.items()}
+        if not np.isfinite(out["entropy"]).all():
+            raise ValueError(
+                "The attention contains NaN or infinite values, usually a float16 overflow in "
+                "the model; run the model in float32 or bfloat16."
+            )
         out["previous_token"] = (
             self._rows["previous_token"][:, 1:].mean(axis=1)
             if self.seq_len > 1
@@ -137,10 +135,10 @@ def head_stats(attention: np.ndarray) -> HeadStats:
 
     Computed one layer at a time with `layer_head_stats`, as a streaming caller would.
     """
-    if attention.ndim != 4:
+    if not isinstance(attention, np.ndarray) or attention.ndim != 4:
         raise ValueError(
-            f"Attention must be shaped [n_layers, n_heads, seq_len, seq_len], "
-            f"got {list(attention.shape)}."
+            "Attention must be a numpy array shaped [n_layers, n_heads, seq_len, seq_len], "
+            f"got {list(np.shape(attention))}."
         )
     per_layer = [layer_head_stats(layer) for layer in attention]
     return HeadStats(

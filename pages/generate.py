@@ -61,10 +61,10 @@ def main() -> None:
     spec = specs[model_id]
     if reasons[model_id]:
         st.warning(f"{spec.label} cannot be used here: {reasons[model_id]}.")
-    st.caption(f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens · {spec.licence}")
-    text = st.text_area(
-        "Text", DEFAULT_TEXT, height=140, max_chars=MAX_TEXT_CHARS, key="generate.text"
+    st.caption(
+        f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens · {spec.licence}"
     )
+    text = st.text_area("Text", DEFAULT_TEXT, height=140, max_chars=MAX_TEXT_CHARS, key="generate.text")
     mode, params = _parameters(spec.kind, spec.chat_template)
     top_k_next = st.slider("Next-token candidates shown", 1, MAX_TOP_K_NEXT, 5, key="generate.top_k_next")
 

@@ -10,11 +10,11 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
+import pytest
 
-from core.config import Settings, get_settings  # noqa: E402
-from core.registry import Registry, load_registry  # noqa: E402
-from core.service import AnalysisService  # noqa: E402
+from core.config import Settings, get_settings
+from core.registry import Registry, load_registry
+from core.service import AnalysisService
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from core import compact as compact_codec
-from core import plots
+from core import plots, resources
 from core.analysis import Analysis
 from core.render import bertviz_html
 from core.render.text import next_token_rows, prompt_and_continuation_html
@@ -31,9 +31,7 @@ def _bertviz_tab(analysis: Analysis, key: str) -> float:
     info, n = analysis.model, analysis.seq_len
     view = st.radio("View", ["head", "model", "neuron"], horizontal=True, key=f"{key}.bv_view")
     if view == "neuron":
-        reason = bertviz_html.neuron_view_reason(info.architecture)
-        st.info(reason or "The neuron view is not available for this analysis.")
-        return 0.0
+        return _neuron_view(analysis, key)
     carried = 1 if view == "head" else info.n_layers
     prompt_len = analysis.prompt_len if view == "head" else None
     if analysis.attention is None or not bertviz_html.fits_bertviz(
@@ -41,8 +39,9 @@ def _bertviz_tab(analysis: Analysis, key: str) -> float:
     ):
         estimate = bertviz_html.estimate_payload_bytes(carried, info.n_heads, n, view, prompt_len=prompt_len)
         st.info(
-            f"{n:,} tokens is too long for bertviz's {view} view (it would send about "
-            f"{estimate / 1e6:,.0f} MB to the browser). Use the head heatmap and statistics tabs."
+            f"{n:,} tokens is too long for bertviz's {view} view: it would send about "
+            f"{estimate / 1e6:,.0f} MB and draw {info.n_heads * n * n * carried:,} lines, which "
+            "freezes the browser. Use the fast view, head heatmap and statistics tabs."
         )
         return 0.0
     started = time.perf_counter()
@@ -56,7 +55,10 @@ def _bertviz_tab(analysis: Analysis, key: str) -> float:
         if not every_layer:
             layers = [int(st.number_input("Layer", 0, info.n_layers - 1, 0, key=f"{key}.bv_layer"))]
         html = bertviz_html.head_view_html(
-            attention, analysis.tokens, layer=layers[0], include_layers=layers,
+            attention,
+            analysis.tokens,
+            layer=layers[0],
+            include_layers=layers,
             prompt_len=analysis.prompt_len,
         )
         height = min(2400, 260 + 22 * n)
@@ -69,6 +71,23 @@ def _bertviz_tab(analysis: Analysis, key: str) -> float:
     return elapsed
 
 
+def _neuron_view(analysis: Analysis, key: str) -> float:
+    info = analysis.model
+    reason = bertviz_html.neuron_view_reason(info.architecture)
+    if reason is not None:
+        st.info(reason)
+        return 0.0
+    layer, head = _head_picker(analysis, f"{key}.nv")
+    started = time.perf_counter()
+    try:
+        html = resources.neuron_view_html(info.model_id, info.revision, analysis.text, layer, head)
+    except ValueError as exc:
+        st.info(f"No neuron view: {exc}")
+        return 0.0
+    components.html(html, height=900, scrolling=True)
+    return time.perf_counter() - started
+
+
 def _heatmap_tab(analysis: Analysis, key: str) -> None:
     layer, head = _head_picker(analysis, f"{key}.hm")
     n = analysis.seq_len
@@ -78,14 +97,20 @@ def _heatmap_tab(analysis: Analysis, key: str) -> None:
         figure = plots.overview_heatmap(overview, seq_len=n, layer=layer, head=head)
     elif analysis.attention is not None:
         figure = plots.head_heatmap(
-            analysis.attention[layer, head], analysis.tokens, layer=layer, head=head,
+            analysis.attention[layer, head],
+            analysis.tokens,
+            layer=layer,
+            head=head,
             prompt_len=analysis.prompt_len,
         )
     else:
         st.caption("Top attended positions per query (the full map was not kept for this length).")
         figure = plots.head_heatmap(
-            compact_codec.head_detail(analysis.compact, layer, head), analysis.tokens,
-            layer=layer, head=head, prompt_len=analysis.prompt_len,
+            compact_codec.head_detail(analysis.compact, layer, head),
+            analysis.tokens,
+            layer=layer,
+            head=head,
+            prompt_len=analysis.prompt_len,
         )
     st.plotly_chart(figure, key=f"{key}.hm.chart")
 

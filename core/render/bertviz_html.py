@@ -10,8 +10,9 @@ so that bertviz's ``requirejs(['jquery', 'd3'], ...)`` resolves without a networ
 The view scripts (``head_view.js``, ``model_view.js``, ``neuron_view.js``) are read from the
 installed bertviz package with their ``require.config`` (the CDN paths) cut out. For the head and
 model views the parameters they expect are built here rather than by bertviz's Python functions,
-because that lets us (a) write attention compactly, rounded to 3 decimals with no spaces, about a
-third of bertviz's size, and know the exact size before building the string; (b) escape the JSON
+because that lets us (a) write attention compactly, rounded to 3 decimals with no spaces and
+once (bertviz writes it twice), 7 to 9 times smaller than bertviz's page, and know the exact size
+before building the string; (b) escape the JSON
 for a ``<script>`` element, so a token such as ``</script>`` cannot end it; (c) import neither
 torch nor IPython. The neuron view runs a model, so it imports torch and bertviz lazily.
 
@@ -34,7 +35,7 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,12 +46,11 @@ if TYPE_CHECKING:
 # 25 MB of bertviz JSON becomes unresponsive, so views above this are refused.
 BERTVIZ_MAX_BYTES = 25_000_000
 
-DisplayMode = Literal["light", "dark"]
-
 _ASSETS = Path(__file__).parent / "assets"
 _DECIMALS = 3
 _SCALE = 10**_DECIMALS
 _VIEW_ID = "bertviz-headlight"  # each document holds one view, so one fixed id suffices
+_FONT = "font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;"  # as bertviz sets it
 
 # JSON text of k / 1000 for k in 0..1000, shortest form: "0", "0.001", ..., "0.5", ..., "1".
 _VALUE_TEXT = ["0", *(repr(k / _SCALE) for k in range(1, _SCALE)), "1"]
@@ -58,17 +58,24 @@ _VALUE_BYTES = np.array([len(text) for text in _VALUE_TEXT], dtype=np.int64)
 # Longest value text ("0.123"); with its comma, 6 bytes is the most one value can cost.
 _MAX_VALUE_BYTES = max(len(text) for text in _VALUE_TEXT)
 
-# Measured (bench of this module, tiny random and real attention, bertviz 1.4.1):
-# - bertviz's own head_view(..., html_action="return") on float32 attention writes 20.9 bytes
-#   per attention value (e.g. "0.12300000339746475, "), on float16 attention 21.6;
-# - rounding to 3 decimals before bertviz's json.dumps gives 7.0 bytes per value ("0.123, ");
-# - the compact JSON written here: at most 6 bytes per value ("0.123,"); measured 5.9 on dense
-#   random softmax rows, 3.1 on all-MiniLM-L6-v2 at 128 tokens, 2.3 on SmolLM2-135M at 128 tokens
-#   (most weights round to "0"). The estimate below uses the 6-byte bound, so it never
-#   underestimates the attention part.
-# Allowance per token copy in the params: quotes, comma and an average token of up to 12 bytes
-# of JSON (measured: 6.1 bytes per token copy on English text for SmolLM2 and MiniLM).
+# Measured on this machine, bytes of HTML per attention value (bertviz 1.4.1; 4x4x64 dense
+# random softmax, all-MiniLM-L6-v2 6x12x124 and SmolLM2-135M 30x9x122 on one English paragraph):
+# - bertviz's own head_view(..., html_action="return"), float32 attention: 43.9 / 45.2 / 27.9.
+#   That is twice what its numbers take, because head_view.js names PYTHON_PARAMS twice (once
+#   in a comment) and bertviz replaces both, so its JSON is written twice;
+# - bertviz's own, attention rounded to 3 decimals first (as float64): 13.9 / 12.8 / 11.1;
+# - this module (rounded, no spaces, written once): 5.96 / 4.76 / 3.14. A value costs at most 6
+#   bytes ("0.123,"); real attention is mostly "0" or "0.01". The estimate uses the 6-byte bound
+#   and came out 1.01 / 1.24 / 1.89 times the real size of those three pages.
+# Allowance per token copy in the params (quotes, comma, the token as ASCII JSON): measured 7.4
+# bytes for MiniLM's word pieces and 12.8 for SmolLM2's (before "Ġ" is turned into a space).
 _BYTES_PER_TOKEN = 15
+
+# Both views draw one SVG line per (head, query, key): the head view for the layer shown, the
+# model view for every layer. In headless Chromium (2 cores) the head view of 9 heads x 128
+# tokens (147k lines) took 3 s to draw and the model view of 6 x 12 x 64 (295k lines) 5.6 s, each
+# time the view is redrawn; 150k lines keeps a redraw near 3 s.
+BERTVIZ_MAX_LINES = 150_000
 
 _FILTERS_SPLIT = ("All", "Prompt -> Prompt", "Generated -> Generated", "Generated -> Prompt")
 
@@ -87,7 +94,8 @@ def head_view_html(
     Args:
         attention: ``[n_layers, n_heads, seq_len, seq_len]`` attention weights, any float dtype;
             rounded to 3 decimals and clipped to [0, 1] for display.
-        tokens: ``seq_len`` token strings (user text: escaped here).
+        tokens: ``seq_len`` token strings (user text: escaped here). As in bertviz, "Ġ" and "▁"
+            are shown as spaces and "</w>" is dropped.
         layer: layer shown first; must be in ``include_layers``.
         heads: heads selected first (default all).
         prompt_len: number of prompt tokens when the rest were generated. If some tokens were
@@ -101,21 +109,22 @@ def head_view_html(
 
     Raises:
         ValueError: if shapes and tokens disagree, an index is out of range, or the page would
-            exceed ``BERTVIZ_MAX_BYTES``.
+            exceed ``BERTVIZ_MAX_BYTES`` or draw more than ``BERTVIZ_MAX_LINES`` lines
+            (``n_heads * seq_len**2``).
     """
     quantized = _quantize(attention, tokens)
     n_layers, n_heads, seq_len, _ = quantized.shape
     layers = _check_layers(include_layers, n_layers)
     if layer not in layers:
-        raise ValueError(
-            f"layer {layer} is not among the layers shown ({layers}); pick one of them."
-        )
+        raise ValueError(f"layer {layer} is not among the layers shown ({layers}); pick one of them.")
     if heads is not None:
         _check_indices("heads", heads, n_heads)
         if not heads:
             raise ValueError("heads is empty; pass None to select all heads.")
     split = _prompt_split(prompt_len, seq_len)
+    _check_lines("head", len(layers), n_heads, seq_len)
     quantized = quantized[layers]
+    tokens = _prettify(tokens)
 
     entries = [("All", quantized, tokens, tokens)]
     if split is not None:
@@ -143,11 +152,11 @@ def head_view_html(
         "include_layers": layers,
     }
     body = f"""
-<div id="{_VIEW_ID}" style="font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
+<div id="{_VIEW_ID}" style="{_FONT}">
   <span style="user-select:none">Layer: <select id="layer"></select>{_filter_menu(entries)}</span>
   <div id="vis"></div>
 </div>"""
-    return _document(body, "head_view", entries, params, background="white")
+    return _document(body, "head_view", entries, params)
 
 
 def model_view_html(
@@ -155,44 +164,45 @@ def model_view_html(
     tokens: list[str],
     *,
     include_layers: list[int] | None = None,
-    display_mode: DisplayMode = "light",
 ) -> str:
     """bertviz's model view (a thumbnail per layer and head), as a standalone offline document.
 
     Args:
         attention: ``[n_layers, n_heads, seq_len, seq_len]`` attention weights, any float dtype;
             rounded to 3 decimals and clipped to [0, 1] for display.
-        tokens: ``seq_len`` token strings (user text: escaped here).
+        tokens: ``seq_len`` token strings (user text: escaped here). As in bertviz, "Ġ" and "▁"
+            are shown as spaces and "</w>" is dropped.
         include_layers: layers to show (default all); the page draws ``n_heads * seq_len**2``
             lines per layer, so fewer layers keep it responsive.
-        display_mode: "light" or "dark" background.
 
     Returns:
         A full HTML document for ``streamlit.components.v1.html``; it loads nothing.
 
     Raises:
         ValueError: if shapes and tokens disagree, a layer is out of range, or the page would
-            exceed ``BERTVIZ_MAX_BYTES``.
+            exceed ``BERTVIZ_MAX_BYTES`` or draw more than ``BERTVIZ_MAX_LINES`` lines
+            (``len(include_layers) * n_heads * seq_len**2``).
     """
     quantized = _quantize(attention, tokens)
-    n_layers, n_heads, _, _ = quantized.shape
+    n_layers, n_heads, seq_len, _ = quantized.shape
     layers = _check_layers(include_layers, n_layers)
-    _check_display_mode(display_mode)
+    _check_lines("model", len(layers), n_heads, seq_len)
+    tokens = _prettify(tokens)
     entries = [("All", quantized[layers], tokens, tokens)]
     params = {
         "default_filter": "0",
-        "display_mode": display_mode,
+        # bertviz draws the model view's axis labels black in either mode: only light is legible.
+        "display_mode": "light",
         "root_div_id": _VIEW_ID,
         "include_layers": layers,
         "include_heads": list(range(n_heads)),
         "total_heads": n_heads,
     }
     body = f"""
-<div id="{_VIEW_ID}" style="font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
+<div id="{_VIEW_ID}" style="{_FONT}">
   <div id="vis"></div>
 </div>"""
-    background = "black" if display_mode == "dark" else "white"
-    return _document(body, "model_view", entries, params, background=background)
+    return _document(body, "model_view", entries, params)
 
 
 def estimate_payload_bytes(
@@ -234,13 +244,15 @@ def fits_bertviz(
     *,
     prompt_len: int | None = None,
 ) -> bool:
-    """Whether the view's estimated size is within ``BERTVIZ_MAX_BYTES``.
+    """Whether the view stays within ``BERTVIZ_MAX_BYTES`` (estimated) and ``BERTVIZ_MAX_LINES``.
 
-    Conservative: when this is True the view renders (unless tokens are unusually long); when
-    False it may still fit, since real attention rounds mostly to "0".
+    ``n_layers`` is the number of layers carried. Conservative: when this is True the view
+    renders (unless tokens are unusually long); when False because of bytes it may still fit,
+    since real attention rounds mostly to "0".
     """
     estimate = estimate_payload_bytes(n_layers, n_heads, seq_len, view, prompt_len=prompt_len)
-    return estimate <= BERTVIZ_MAX_BYTES
+    lines = _svg_lines(view, n_layers, n_heads, seq_len)
+    return estimate <= BERTVIZ_MAX_BYTES and lines <= BERTVIZ_MAX_LINES
 
 
 def neuron_view_reason(architecture: str) -> str | None:
@@ -262,7 +274,6 @@ def neuron_view_html(
     *,
     layer: int = 0,
     head: int = 0,
-    display_mode: DisplayMode = "light",
 ) -> str:
     """bertviz's neuron view (queries, keys and their products) for a local BERT checkpoint.
 
@@ -273,7 +284,6 @@ def neuron_view_html(
         model_dir: directory with config.json, model.safetensors and tokenizer files.
         text: the sentence to show.
         layer, head: initially selected layer and head.
-        display_mode: "light" or "dark" background.
 
     Returns:
         A full HTML document for ``streamlit.components.v1.html``; it loads nothing.
@@ -288,7 +298,6 @@ def neuron_view_html(
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    _check_display_mode(display_mode)
     directory = Path(model_dir)
     config_path, weights_path = directory / "config.json", directory / "model.safetensors"
     for path in (config_path, weights_path):
@@ -325,12 +334,12 @@ def neuron_view_html(
         "default_filter": "all",
         "root_div_id": _VIEW_ID,
         "bidirectional": True,
-        "display_mode": display_mode,
+        "display_mode": "light",
         "layer": layer,
         "head": head,
     }
     body = f"""
-<div id="{_VIEW_ID}" style="padding:8px;font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
+<div id="{_VIEW_ID}" style="padding:8px;{_FONT}">
   <span style="user-select:none">
     <span class="dropdown-label">Layer: </span><select id="layer"></select>
     <span class="dropdown-label">Head: </span><select id="att_head"></select>
@@ -339,8 +348,7 @@ def neuron_view_html(
 </div>"""
     # neuron_view.js reads its parameters from window.bertviz_params.
     script = f"window.bertviz_params = {_script_json(params)};\n{_view_js('neuron_view')}"
-    background = "black" if display_mode == "dark" else "white"
-    page = _page(body, script, background)
+    page = _page(body, script)
     if len(page) > BERTVIZ_MAX_BYTES:
         raise ValueError(
             f"The neuron view of {n_tokens} tokens would be {len(page):,} bytes, over the "
@@ -431,9 +439,24 @@ def _check_layers(include_layers: list[int] | None, n_layers: int) -> list[int]:
     return [int(index) for index in include_layers]
 
 
-def _check_display_mode(display_mode: str) -> None:
-    if display_mode not in ("light", "dark"):
-        raise ValueError(f"display_mode must be 'light' or 'dark', not {display_mode!r}.")
+def _svg_lines(view: str, n_layers: int, n_heads: int, seq_len: int) -> int:
+    """Lines a view draws at once: the head view one layer, the model view all it carries."""
+    return (n_layers if view == "model" else 1) * n_heads * seq_len**2
+
+
+def _check_lines(view: str, n_layers: int, n_heads: int, seq_len: int) -> None:
+    lines = _svg_lines(view, n_layers, n_heads, seq_len)
+    if lines > BERTVIZ_MAX_LINES:
+        fewer = "fewer tokens" if view == "head" else "fewer tokens or layers (include_layers)"
+        raise ValueError(
+            f"This {view} view would draw {lines:,} lines, over the {BERTVIZ_MAX_LINES:,} a "
+            f"browser redraws quickly; use {fewer}, or Headlight's own attention view."
+        )
+
+
+def _prettify(tokens: Sequence[str]) -> list[str]:
+    # bertviz's prettify_tokens: byte-level BPE and SentencePiece space markers become spaces.
+    return [t.replace("Ġ", " ").replace("▁", " ").replace("</w>", "") for t in tokens]
 
 
 def _prompt_split(prompt_len: int | None, seq_len: int) -> int | None:
@@ -449,8 +472,7 @@ def _filter_menu(entries: list[tuple[str, np.ndarray, list[str], list[str]]]) ->
     if len(entries) == 1:
         return ""
     options = "".join(
-        f'<option value="{index}">{html.escape(name)}</option>'
-        for index, (name, *_) in enumerate(entries)
+        f'<option value="{index}">{html.escape(name)}</option>' for index, (name, *_) in enumerate(entries)
     )
     return f' Attention: <select id="filter">{options}</select>'
 
@@ -460,8 +482,6 @@ def _document(
     view: str,
     entries: list[tuple[str, np.ndarray, list[str], list[str]]],
     params: dict[str, object],
-    *,
-    background: str,
 ) -> str:
     """The page for head_view.js / model_view.js, whose params hold ``attention`` entries."""
     # The page is laid out with a NUL where each attention array goes (json.dumps escapes NUL
@@ -473,7 +493,7 @@ def _document(
         for name, _, left, right in entries
     )
     params_json = '{"attention":[' + skeleton + "]," + _script_json(params)[1:]
-    page = _page(body, _view_js(view).replace("PYTHON_PARAMS", params_json, 1), background)
+    page = _page(body, _view_js(view).replace("PYTHON_PARAMS", params_json, 1))
     pieces = page.split("\x00")
     if len(pieces) != len(entries) + 1:
         raise RuntimeError("A NUL character in bertviz's script; cannot place the attention.")
@@ -525,12 +545,12 @@ def _fixed_bytes(view: str) -> int:
     return len(page)
 
 
-def _page(body: str, view_script: str, background: str) -> str:
+def _page(body: str, view_script: str) -> str:
     return f"""<!DOCTYPE html>
 <html>
 <head>
 <meta charset="utf-8">
-<style>body {{ margin: 0; background: {background}; }}</style>
+<style>body {{ margin: 0; background: white; }}</style>
 </head>
 <body>{body}
 {_libraries_html()}
@@ -545,9 +565,7 @@ def _page(body: str, view_script: str, background: str) -> str:
 @cache
 def _libraries_html() -> str:
     """d3 and jQuery as globals, then require.js, then both registered as AMD modules."""
-    scripts = [
-        (_ASSETS / name).read_text() for name in ("d3.min.js", "jquery.min.js", "require.js")
-    ]
+    scripts = [(_ASSETS / name).read_text() for name in ("d3.min.js", "jquery.min.js", "require.js")]
     scripts.append(
         "define('d3', [], function () { return window.d3; });\n"
         "define('jquery', [], function () { return window.jQuery; });"
@@ -567,9 +585,7 @@ def _view_js(view: str) -> str:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("bertviz is not installed.")
     source = (Path(spec.submodule_search_locations[0]) / f"{view}.js").read_text()
-    script, n_removed = re.subn(
-        r"require\.config\(\{.*?\}\);", "", source, count=1, flags=re.DOTALL
-    )
+    script, n_removed = re.subn(r"require\.config\(\{.*?\}\);", "", source, count=1, flags=re.DOTALL)
     if n_removed != 1 or "cdnjs" in script or "</script" in script.lower():
         raise RuntimeError(f"bertviz's {view}.js changed shape; update {__name__}.")
     return script

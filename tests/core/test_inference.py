@@ -15,7 +15,9 @@ from tests.core.tiny import tiny_model
 BIG = 1 << 40  # keep full attention whatever the length
 
 
-def _request(model: LoadedModel, text: str, mode: AnalysisMode = AnalysisMode.ENCODE, **gen) -> AnalysisRequest:
+def _request(
+    model: LoadedModel, text: str, mode: AnalysisMode = AnalysisMode.ENCODE, **gen
+) -> AnalysisRequest:
     return AnalysisRequest(
         model_id=model.spec.id, text=text, mode=mode, generation=GenerationParams(**gen), top_k_next=3
     )
@@ -104,20 +106,24 @@ def test_sampling_is_reproducible_with_seed(tiny_causal: LoadedModel) -> None:
     """Same seed, same continuation; a different seed may differ."""
     params = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5, "seed": 7}
     first = analyse(
-        tiny_causal, _request(tiny_causal, "seed test", AnalysisMode.GENERATE, **params),
+        tiny_causal,
+        _request(tiny_causal, "seed test", AnalysisMode.GENERATE, **params),
         full_attention_max_bytes=BIG,
     )
     second = analyse(
-        tiny_causal, _request(tiny_causal, "seed test", AnalysisMode.GENERATE, **params),
+        tiny_causal,
+        _request(tiny_causal, "seed test", AnalysisMode.GENERATE, **params),
         full_attention_max_bytes=BIG,
     )
     assert first.token_ids == second.token_ids
     others = {
-        tuple(analyse(
-            tiny_causal,
-            _request(tiny_causal, "seed test", AnalysisMode.GENERATE, **{**params, "seed": s}),
-            full_attention_max_bytes=BIG,
-        ).token_ids)
+        tuple(
+            analyse(
+                tiny_causal,
+                _request(tiny_causal, "seed test", AnalysisMode.GENERATE, **{**params, "seed": s}),
+                full_attention_max_bytes=BIG,
+            ).token_ids
+        )
         for s in range(3)
     }
     assert len(others) > 1
@@ -127,7 +133,9 @@ def test_progress_is_reported(tiny_causal: LoadedModel) -> None:
     """The progress callback reaches 1.0."""
     seen: list[float] = []
     analyse(
-        tiny_causal, _request(tiny_causal, "progress"), full_attention_max_bytes=BIG,
+        tiny_causal,
+        _request(tiny_causal, "progress"),
+        full_attention_max_bytes=BIG,
         progress=lambda f, _m: seen.append(f),
     )
     assert seen and seen[-1] == pytest.approx(1.0)
@@ -171,7 +179,8 @@ def test_smollm2_offsets_are_exact(smollm2: LoadedModel) -> None:
     spans = [analysis.text[s:e] for s, e in analysis.offsets]
     covered = set().union(*(range(s, e) for s, e in analysis.offsets))
     assert covered == set(range(len(text)))
-    assert all(a[1] <= b[1] and a[0] <= b[0] for a, b in zip(analysis.offsets, analysis.offsets[1:]))
+    pairs = zip(analysis.offsets, analysis.offsets[1:], strict=False)
+    assert all(a[1] <= b[1] and a[0] <= b[0] for a, b in pairs)
     for token_id, span in zip(analysis.token_ids, spans, strict=True):
         decoded = smollm2.tokenizer.decode([token_id])
         assert decoded == span or "\ufffd" in decoded  # byte pieces of one emoji share its span

@@ -157,6 +157,15 @@ def test_induction_score_rejects_bad_period(period: int) -> None:
         induction_score(_uniform_causal(15), period)
 
 
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_rejects_non_finite_attention(bad_value: float) -> None:
+    """NaN or infinite attention (a float16 overflow upstream) is a ValueError, not garbage."""
+    layer = _uniform_causal(6)
+    layer[0, 4, 2] = bad_value
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        layer_head_stats(layer)
+
+
 def test_rejects_non_arrays_and_wrong_rank() -> None:
     """Lists (or tensors) and 3-D attention for head_stats are ValueErrors that say what to pass."""
     with pytest.raises(ValueError, match="numpy array"):

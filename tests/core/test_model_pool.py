@@ -1,0 +1,103 @@
+"""Model pool: one load per model across sessions, LRU under a memory budget, failures counted."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client import REGISTRY
+
+from core.errors import ModelLoadError, ModelUnavailableError
+from core.model_pool import ModelPool
+from core.registry import ModelSource, ModelSpec
+
+
+def _spec(model_id: str) -> ModelSpec:
+    return ModelSpec(
+        id=model_id,
+        label=model_id.upper(),
+        kind="causal",
+        revision="1",
+        licence="x",
+        max_input_tokens=64,
+        source=ModelSource(type="local", path="/x"),
+    )
+
+
+class FakeLoader:
+    def __init__(self, sizes: dict[str, int], delay: float = 0.0) -> None:
+        self.sizes, self.delay, self.calls = sizes, delay, []
+
+    def __call__(self, spec: ModelSpec):
+        self.calls.append(spec.id)
+        time.sleep(self.delay)
+        return SimpleNamespace(spec=spec, nbytes=self.sizes[spec.id])
+
+
+def test_concurrent_sessions_share_one_load() -> None:
+    """Eight sessions asking at once trigger a single load and get the same object."""
+    loader = FakeLoader({"a": 10}, delay=0.2)
+    pool = ModelPool(loader, budget_bytes=100)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(pool.get(_spec("a")))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loader.calls == ["a"]
+    assert len({id(r) for r in results}) == 1
+
+
+def test_lru_eviction_keeps_two_models_within_budget() -> None:
+    """The budget holds two models; a third evicts the least recently used."""
+    loader = FakeLoader({"a": 40, "b": 40, "c": 40})
+    pool = ModelPool(loader, budget_bytes=100)
+    pool.get(_spec("a"))
+    pool.get(_spec("b"))
+    pool.get(_spec("a"))  # a is now the most recent
+    pool.get(_spec("c"))
+    assert {m.spec.id for m in pool.loaded()} == {"a", "c"}
+    assert pool.used_bytes() == 80
+    assert pool.unload(_spec("a")) and not pool.is_loaded(_spec("a"))
+
+
+def test_model_larger_than_budget_still_loads_alone() -> None:
+    """A model over the whole budget evicts everything else but is served."""
+    pool = ModelPool(FakeLoader({"a": 10, "big": 500}), budget_bytes=100)
+    pool.get(_spec("a"))
+    assert pool.get(_spec("big")).nbytes == 500
+    assert [m.spec.id for m in pool.loaded()] == ["big"]
+
+
+def _failures(model_id: str) -> float:
+    return REGISTRY.get_sample_value("model_load_failures_total", {"model": model_id}) or 0.0
+
+
+def test_load_failure_is_reported_and_counted() -> None:
+    """A crashing loader becomes a ModelLoadError with the reason, counted and listed."""
+
+    def broken(spec: ModelSpec):
+        raise RuntimeError("weights are corrupt")
+
+    pool = ModelPool(broken, budget_bytes=100)
+    before = _failures("bad")
+    with pytest.raises(ModelLoadError, match="BAD failed to load: weights are corrupt"):
+        pool.get(_spec("bad"))
+    assert _failures("bad") == before + 1
+    assert pool.failures[-1].model_id == "bad" and "corrupt" in pool.failures[-1].reason
+    assert not pool.is_loaded(_spec("bad"))
+
+
+def test_unavailable_model_keeps_its_message() -> None:
+    """User-facing errors from the loader pass through unchanged, and are counted."""
+
+    def unavailable(spec: ModelSpec):
+        raise ModelUnavailableError("X is not available here: offline.")
+
+    pool = ModelPool(unavailable, budget_bytes=100)
+    before = _failures("off")
+    with pytest.raises(ModelUnavailableError, match="offline"):
+        pool.get(_spec("off"))
+    assert _failures("off") == before + 1
