@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -138,34 +138,75 @@ class HeadStats:
         return {"entropy": self.entropy.tolist(), "mean_distance": self.mean_distance.tolist()}
 
 
-@dataclass
 class Analysis:
     """One analysis result: tokens, attention, next-token distributions, timings.
 
     ``text`` is what the tokens cover (the prompt as fed to the model, plus the
     continuation); ``offsets[i]`` is token i's ``(start, end)`` character span in it.
     ``attention`` is the full form, ``[n_layers, n_heads, seq_len, seq_len]`` float16, kept
-    only while it is small enough; ``compact`` (statistics, overview maps, top-k per query)
-    exists for every length.
+    only while it is small enough. ``compact`` (statistics, overview maps, top-k per query)
+    exists for every length: long inputs build it layer by layer during the forward pass;
+    short ones, which keep the full form, build it from that on first use, so the
+    interactive path does not pay for it. ``stats`` maps each statistic of `core.stats` to
+    ``[n_layers, n_heads]``.
     """
 
-    request: AnalysisRequest
-    model: ModelInfo
-    text: str
-    tokens: list[str]
-    token_ids: list[int]
-    offsets: list[tuple[int, int]]
-    prompt_len: int
-    compact: CompactAttention
-    attention: np.ndarray | None = None
-    next_tokens: list[NextTokenStep] = field(default_factory=list)
-    timings: Timings = field(default_factory=Timings)
+    def __init__(
+        self,
+        *,
+        request: AnalysisRequest,
+        model: ModelInfo,
+        text: str,
+        tokens: list[str],
+        token_ids: list[int],
+        offsets: list[tuple[int, int]],
+        prompt_len: int,
+        compact: CompactAttention | None = None,
+        attention: np.ndarray | None = None,
+        stats: dict[str, np.ndarray] | None = None,
+        next_tokens: list[NextTokenStep] | None = None,
+        timings: Timings | None = None,
+    ) -> None:
+        if compact is None and attention is None:
+            raise ValueError("an Analysis needs its compact form, its full attention, or both")
+        self.request = request
+        self.model = model
+        self.text = text
+        self.tokens = tokens
+        self.token_ids = token_ids
+        self.offsets = offsets
+        self.prompt_len = prompt_len
+        self.attention = attention
+        self._compact = compact
+        self._stats = stats
+        self.next_tokens = next_tokens or []
+        self.timings = timings or Timings()
+
+    def __repr__(self) -> str:
+        return (
+            f"Analysis(model={self.model.model_id!r}, mode={self.request.mode.value!r}, "
+            f"seq_len={self.seq_len}, prompt_len={self.prompt_len}, "
+            f"full={'yes' if self.attention is not None else 'no'})"
+        )
+
+    @property
+    def compact(self) -> CompactAttention:
+        if self._compact is None:
+            from core.compact import compact_from_full
+
+            assert self.attention is not None
+            self._compact = compact_from_full(self.attention)
+        return self._compact
+
+    @property
+    def stats(self) -> dict[str, np.ndarray]:
+        if self._stats is None:
+            self._stats = self.compact.stats
+        return self._stats
 
     @property
     def head_stats(self) -> HeadStats:
-        return HeadStats(
-            entropy=self.compact.stats["entropy"], mean_distance=self.compact.stats["mean_distance"]
-        )
+        return HeadStats(entropy=self.stats["entropy"], mean_distance=self.stats["mean_distance"])
 
     @property
     def seq_len(self) -> int:

@@ -20,6 +20,7 @@ from core.analysis import Analysis, AnalysisMode, AnalysisRequest, NextTokenStep
 from core.compact import CompactBuilder
 from core.errors import HeadlightError, InputTooLongError
 from core.loading import LoadedModel
+from core.stats import STAT_NAMES, layer_head_stats
 
 Progress = Callable[[float, str], None]
 
@@ -72,17 +73,36 @@ def attention_hooks(model: torch.nn.Module, n_layers: int, on_layer: LayerCallba
 
 
 class _AttentionSink:
-    """Receives one layer at a time: feeds the compact builder, keeps float16 when small."""
+    """Receives one layer at a time and keeps what the analysis needs.
+
+    Statistics always; the full map as float16 while it is small (the compact form is then
+    derived from it only if someone asks); otherwise the compact form, built as layers pass.
+    """
 
     def __init__(self, n_layers: int, n_heads: int, seq_len: int, keep_full: bool) -> None:
-        self.builder = CompactBuilder(n_layers, n_heads, seq_len)
-        self.full = np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
+        self.stats = {name: np.zeros((n_layers, n_heads), np.float32) for name in STAT_NAMES}
+        self.full = (
+            np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
+        )
+        self.builder = None if keep_full else CompactBuilder(n_layers, n_heads, seq_len)
 
     def add(self, layer: int, weights: torch.Tensor) -> None:
-        layer_attention = weights.detach().float().cpu().numpy()
-        self.builder.add_layer(layer, layer_attention)
+        """`weights` is ``[n_heads, seq_len, seq_len]`` on any device."""
         if self.full is not None:
-            self.full[layer] = layer_attention
+            # Casting in torch is several times faster than numpy's float16 conversion.
+            self.full[layer] = weights.detach().to("cpu", torch.float16).numpy()
+            layer_stats = layer_head_stats(self.full[layer])
+        else:
+            layer_attention = weights.detach().float().cpu().numpy()
+            assert self.builder is not None
+            self.builder.add_layer(layer, layer_attention)
+            layer_stats = layer_head_stats(layer_attention)
+        for name, values in layer_stats.items():
+            self.stats[name][layer] = values
+
+    def results(self) -> dict[str, object]:
+        compact = self.builder.build() if self.builder is not None else None
+        return {"attention": self.full, "compact": compact, "stats": self.stats}
 
 
 def _keep_full(loaded: LoadedModel, seq_len: int, max_bytes: int) -> bool:
@@ -162,7 +182,6 @@ def _encode(
     if loaded.spec.kind == "causal":
         candidates = _top_k(output.logits[0, -1], request.top_k_next, loaded.tokenizer)
         next_tokens.append(NextTokenStep(seq_len, None, None, tuple(candidates)))
-    compact = sink.builder.build()
     pieces = loaded.tokenizer.convert_ids_to_tokens(ids)
     return Analysis(
         request=request,
@@ -172,8 +191,7 @@ def _encode(
         token_ids=ids,
         offsets=offsets,
         prompt_len=seq_len,
-        compact=compact,
-        attention=sink.full,
+        **sink.results(),
         next_tokens=next_tokens,
         timings=Timings(forward_s=forward_s, postprocess_s=time.perf_counter() - post_started),
     )
@@ -297,8 +315,7 @@ def _generate(
         token_ids=ids,
         offsets=offsets,
         prompt_len=n_prompt,
-        compact=sink.builder.build(),
-        attention=sink.full,
+        **sink.results(),
         next_tokens=next_tokens,
         timings=Timings(forward_s=forward_s, postprocess_s=time.perf_counter() - post_started),
     )

@@ -204,3 +204,16 @@ def test_minilm_encode_real(minilm: LoadedModel) -> None:
     words = [analysis.text[s:e] for s, e in analysis.offsets if e > s]
     assert words[0] == "Attention" and "need" in words
     np.testing.assert_allclose(analysis.attention.astype(np.float32).sum(-1), 1.0, atol=5e-3)
+
+
+def test_lazy_compact_matches_streaming_compact(tiny_causal: LoadedModel) -> None:
+    """Short inputs derive the compact form from the kept map; it matches the streamed one."""
+    request = _request(tiny_causal, "the lazy and the streamed forms agree")
+    short = analyse(tiny_causal, request, full_attention_max_bytes=BIG)
+    long = analyse(tiny_causal, request, full_attention_max_bytes=1)
+    assert short.attention is not None and long.attention is None
+    lazy, streamed = short.compact, long.compact
+    assert lazy.overview.shape == streamed.overview.shape
+    np.testing.assert_allclose(lazy.overview.astype(int), streamed.overview.astype(int), atol=2)
+    for name, values in long.stats.items():
+        np.testing.assert_allclose(short.stats[name], values, atol=2e-3)

@@ -1,0 +1,1 @@
+"""Headlight persistence: SQLAlchemy models, engine and sessions, queries, migrations."""

@@ -1,0 +1,418 @@
+"""The relational schema: one `DeclarativeBase`, typed columns, named constraints.
+
+Tables: users, visualizations (saved analyses) with their tags and annotations,
+comparisons, grants (one user lets another read a record), share links (token hash only),
+audit events and jobs. Every foreign key and every filtered or sorted column leads an index.
+
+Full-text search lives outside the ORM because it is dialect specific; the Alembic
+migration creates it: on Postgres a generated ``search_vector`` tsvector column with a GIN
+index, on SQLite an FTS5 table ``visualizations_fts`` kept in step by triggers.
+Both index title, input text, generated text and ``annotation_text`` (the bodies of a
+visualization's annotations, denormalised on every annotation write).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# The compact attention form (core/compact.py) is built to at most 8 MiB by default; the
+# store refuses anything larger so one row can never grow without bound.
+MAX_ATTENTION_BYTES = 8 * 1024 * 1024
+MAX_TITLE_CHARS = 200
+MAX_TAG_CHARS = 40
+MAX_ANNOTATION_CHARS = 5_000
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class AttentionTooLargeError(ValueError):
+    """A compact attention blob over `MAX_ATTENTION_BYTES`."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every dialect.
+
+    Postgres stores ``timestamptz``; SQLite has no time zones, so values are stored as naive
+    UTC and given ``tzinfo=UTC`` again on load. Naive datetimes are refused on the way in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("Timestamps must be timezone-aware (UTC).")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _enum(enum_class: type[StrEnum], name: str) -> Enum:
+    # A VARCHAR with a named CHECK constraint: portable, and adding a value later is a
+    # constraint change rather than an ALTER TYPE.
+    return Enum(
+        enum_class,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+    )
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ANALYST = "analyst"
+    VIEWER = "viewer"
+    GUEST = "guest"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("failed_logins >= 0", name="failed_logins_non_negative"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    # bcrypt hash; None until login (issue 4) sets one, and for users who never log in.
+    password_hash: Mapped[str | None] = mapped_column(String(100))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.ANALYST, index=True)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r}, role={self.role!r})"
+
+
+class Visualization(Base):
+    """One saved analysis: everything needed to re-render it without running the model.
+
+    - ``params``: the request minus text and model id (mode, generation, top_k_next);
+    - ``model_info``: `core.analysis.ModelInfo` fields other than id and revision;
+    - ``token_data``: ``{"text", "tokens", "token_ids", "offsets", "prompt_len",
+      "next_tokens"}``, the analysed text and its ``seq_len`` tokens;
+    - ``head_stats``: ``{stat name: [n_layers][n_heads] float}``;
+    - ``compact_attention``: `core.compact.encode` bytes, at most `MAX_ATTENTION_BYTES`;
+    - ``timings``: ``{"load_s", "forward_s", "postprocess_s"}``.
+    """
+
+    __tablename__ = "visualizations"
+    __table_args__ = (
+        CheckConstraint("token_count >= 0", name="token_count_non_negative"),
+        CheckConstraint("length(title) > 0", name="title_not_empty"),
+        CheckConstraint(
+            f"length(compact_attention) <= {MAX_ATTENTION_BYTES}", name="compact_attention_size"
+        ),
+        Index("ix_visualizations_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_visualizations_created", "created_at", "id"),
+        Index("ix_visualizations_title", "title", "id"),
+        Index("ix_visualizations_model_created", "model_id", "created_at"),
+        Index("ix_visualizations_public_created", "is_public", "created_at"),
+        Index("ix_visualizations_deleted_at", "deleted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    model_id: Mapped[str] = mapped_column(String(200))
+    model_revision: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(MAX_TITLE_CHARS))
+    input_text: Mapped[str] = mapped_column(Text)
+    generated_text: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    model_info: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    token_data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    token_count: Mapped[int] = mapped_column(Integer)
+    head_stats: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    compact_attention: Mapped[bytes] = mapped_column(LargeBinary)
+    timings: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    annotation_text: Mapped[str] = mapped_column(Text, default="")
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    tags: Mapped[list[VisualizationTag]] = relationship(
+        back_populates="visualization", cascade="all, delete-orphan", passive_deletes=True
+    )
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="visualization",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Annotation.id",
+    )
+
+    @validates("compact_attention")
+    def _check_attention_size(self, _key: str, blob: bytes) -> bytes:
+        if len(blob) > MAX_ATTENTION_BYTES:
+            raise AttentionTooLargeError(
+                f"The compact attention is {len(blob) / 2**20:.1f} MiB; the store accepts at most "
+                f"{MAX_ATTENTION_BYTES / 2**20:.0f} MiB. Analyse a shorter text."
+            )
+        return blob
+
+    @property
+    def tag_names(self) -> list[str]:
+        return sorted(tag.tag for tag in self.tags)
+
+    def __repr__(self) -> str:
+        return (
+            f"Visualization(id={self.id!r}, owner_id={self.owner_id!r}, model_id={self.model_id!r}, "
+            f"title={self.title!r}, deleted={self.deleted_at is not None})"
+        )
+
+
+class VisualizationTag(Base):
+    """One tag on one visualization; tags are lower-case and unique per visualization."""
+
+    __tablename__ = "visualization_tags"
+    __table_args__ = (Index("ix_visualization_tags_tag", "tag", "visualization_id"),)
+
+    visualization_id: Mapped[int] = mapped_column(
+        ForeignKey("visualizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(MAX_TAG_CHARS), primary_key=True)
+
+    visualization: Mapped[Visualization] = relationship(back_populates="tags")
+
+    def __repr__(self) -> str:
+        return f"VisualizationTag(visualization_id={self.visualization_id!r}, tag={self.tag!r})"
+
+
+class Annotation(Base):
+    """A note on a visualization, optionally pinned to a head and a token range.
+
+    ``token_start`` and ``token_end`` are token indexes, both inclusive.
+    """
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        CheckConstraint("head IS NULL OR layer IS NOT NULL", name="head_needs_layer"),
+        CheckConstraint(
+            "token_start IS NULL OR token_end IS NULL OR token_start <= token_end",
+            name="token_range_ordered",
+        ),
+        CheckConstraint(
+            "(layer IS NULL OR layer >= 0) AND (head IS NULL OR head >= 0) "
+            "AND (token_start IS NULL OR token_start >= 0)",
+            name="positions_non_negative",
+        ),
+        Index("ix_annotations_visualization_created", "visualization_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visualization_id: Mapped[int] = mapped_column(ForeignKey("visualizations.id", ondelete="CASCADE"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    layer: Mapped[int | None] = mapped_column(Integer)
+    head: Mapped[int | None] = mapped_column(Integer)
+    token_start: Mapped[int | None] = mapped_column(Integer)
+    token_end: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    visualization: Mapped[Visualization] = relationship(back_populates="annotations")
+
+    @property
+    def is_pinned(self) -> bool:
+        return self.layer is not None or self.token_start is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"Annotation(id={self.id!r}, visualization_id={self.visualization_id!r}, "
+            f"author_id={self.author_id!r}, layer={self.layer!r}, head={self.head!r})"
+        )
+
+
+class Comparison(Base):
+    """Two models on the same text (the Compare screen); ``result`` is its encoded output."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        CheckConstraint(f"length(result) <= {MAX_ATTENTION_BYTES}", name="result_size"),
+        Index("ix_comparisons_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_comparisons_created", "created_at", "id"),
+        Index("ix_comparisons_public_created", "is_public", "created_at"),
+        Index("ix_comparisons_deleted_at", "deleted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(MAX_TITLE_CHARS))
+    model_a_id: Mapped[str] = mapped_column(String(200), index=True)
+    model_a_revision: Mapped[str] = mapped_column(String(200))
+    model_b_id: Mapped[str] = mapped_column(String(200), index=True)
+    model_b_revision: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[bytes | None] = mapped_column(LargeBinary)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"Comparison(id={self.id!r}, owner_id={self.owner_id!r}, "
+            f"models=({self.model_a_id!r}, {self.model_b_id!r}))"
+        )
+
+
+# Exactly one of visualization_id and comparison_id is set.
+_ONE_TARGET = "(visualization_id IS NULL) <> (comparison_id IS NULL)"
+
+
+class Grant(Base):
+    """One user lets another read a record ("shared with me")."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        CheckConstraint(_ONE_TARGET, name="one_target"),
+        UniqueConstraint("visualization_id", "grantee_id"),
+        UniqueConstraint("comparison_id", "grantee_id"),
+        Index("ix_grants_grantee", "grantee_id", "revoked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visualization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visualizations.id", ondelete="CASCADE")
+    )
+    comparison_id: Mapped[int | None] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    grantee_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    granted_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"Grant(id={self.id!r}, visualization_id={self.visualization_id!r}, "
+            f"comparison_id={self.comparison_id!r}, grantee_id={self.grantee_id!r})"
+        )
+
+
+class ShareLink(Base):
+    """A link that shows one record without an account. Only the token's hash is stored."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (CheckConstraint(_ONE_TARGET, name="one_target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visualization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("visualizations.id", ondelete="CASCADE"), index=True
+    )
+    comparison_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"ShareLink(id={self.id!r}, visualization_id={self.visualization_id!r}, "
+            f"comparison_id={self.comparison_id!r}, revoked={self.revoked_at is not None})"
+        )
+
+
+class AuditEvent(Base):
+    """Who did what to which record, and when. ``actor_id`` is None for anonymous actions."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"AuditEvent(id={self.id!r}, actor_id={self.actor_id!r}, action={self.action!r}, "
+            f"target={self.target_type!r}:{self.target_id!r})"
+        )
+
+
+class Job(Base):
+    """A background task (recompute, compare, export); ``progress`` is 0..1."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress_range"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, kind={self.kind!r}, status={self.status!r}, progress={self.progress!r})"
