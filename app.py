@@ -7,6 +7,7 @@ st.set_page_config(page_title="Headlight", page_icon="🔦", layout="wide")
 navigation = st.navigation(
     [
         st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", default=True),
+        st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
     ]
 )
 navigation.run()

@@ -181,6 +181,7 @@ class Analysis:
         self._stats = stats
         self.next_tokens = next_tokens or []
         self.timings = timings or Timings()
+        self.cache_hit = False  # set by the service when served from the result cache
 
     def __repr__(self) -> str:
         return (

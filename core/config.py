@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     # removes them for good.
     trash_retention_days: int = Field(default=30, ge=0)
 
+    cache_ttl_seconds: int = Field(default=3600, ge=1)
+    cache_memory_max_mb: int = Field(default=512, ge=1)
+    # Analyses per window, by role; "anonymous" applies to anyone not signed in.
+    rate_limits: dict[str, str] = {
+        "admin": "60/minute",
+        "analyst": "5/minute",
+        "viewer": "5/minute",
+        "guest": "2/minute",
+        "anonymous": "2/minute",
+    }
+    # Prometheus /metrics port, started once per process; 0 turns it off.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    log_format: str = Field(default="json", pattern="^(json|text)$")
+
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model-cache"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core import compact as compact_codec
 from core.analysis import Analysis, AnalysisRequest, ModelInfo, NextTokenStep, Timings
 from core.errors import HeadlightError
@@ -28,7 +30,8 @@ def record_fields(analysis: Analysis) -> dict[str, Any]:
 
     Owner, title, tags and visibility are the caller's. ``token_data`` holds ``seq_len``
     tokens, ids and ``[start, end]`` offsets; ``head_stats`` maps each statistic to
-    ``[n_layers][n_heads]`` floats.
+    ``[n_layers][n_heads]`` floats. Building the compact form here costs a moment for short
+    inputs, whose analysis kept only the full attention until now.
     """
     info = analysis.model
     return {
@@ -47,7 +50,7 @@ def record_fields(analysis: Analysis) -> dict[str, Any]:
             "next_tokens": [_step_json(step) for step in analysis.next_tokens],
         },
         "token_count": analysis.seq_len,
-        "head_stats": {name: values.tolist() for name, values in analysis.compact.stats.items()},
+        "head_stats": {name: np.asarray(values).tolist() for name, values in analysis.stats.items()},
         "compact_attention": compact_codec.encode(analysis.compact),
         "timings": {
             "load_s": analysis.timings.load_s,
@@ -100,16 +103,18 @@ def analysis_from_record(record: Visualization) -> Analysis:
         prompt_len=int(data["prompt_len"]),
         compact=compact_codec.decode(record.compact_attention),
         attention=None,
+        stats={name: np.asarray(values, np.float32) for name, values in record.head_stats.items()},
         next_tokens=[_step(step) for step in data["next_tokens"]],
         timings=Timings(**record.timings),
     )
 
 
-def recompute(record: Visualization, service: AnalysisService) -> Analysis:
+def recompute(record: Visualization, service: AnalysisService, **run_options: Any) -> Analysis:
     """Run the stored request again, with full detail, on the same model revision.
 
-    Generation is deterministic for the same model revision, parameters and seed. Raises
-    `HeadlightError` when the registry now serves another revision, since the result would differ.
+    Generation is deterministic for the same model revision, parameters and seed.
+    ``run_options`` (actor, progress) go to `AnalysisService.run`. Raises `HeadlightError`
+    when the registry now serves another revision, since the result would differ.
     """
     spec = service.registry.get(record.model_id)
     if spec.revision != record.model_revision:
@@ -118,4 +123,4 @@ def recompute(record: Visualization, service: AnalysisService) -> Analysis:
             f"the registry now has revision {spec.revision}, so it cannot be reproduced. "
             "Run the text again on the Generate screen instead."
         )
-    return service.run(request_from_record(record))
+    return service.run(request_from_record(record), **run_options)

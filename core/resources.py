@@ -10,21 +10,50 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import metrics
+from core.cache import make_cache
 from core.config import get_settings
+from core.logs import configure_logging
+from core.rate_limit import RateLimiter
 from core.registry import load_registry
 from core.service import AnalysisService
 
 
 @st.cache_resource(show_spinner=False)
-def _service(registry_path: Path, device: str, budget_mb: int) -> AnalysisService:
+def _service(
+    registry_path: Path,
+    device: str,
+    budget_mb: int,
+    redis_url: str | None,
+    cache_ttl_seconds: int,
+    rate_limits: tuple[tuple[str, str], ...],
+) -> AnalysisService:
     settings = get_settings()
-    return AnalysisService(settings, load_registry(registry_path))
+    configure_logging(settings.log_format)
+    metrics.start_http_server_once(settings.metrics_port)
+    return AnalysisService(
+        settings,
+        load_registry(registry_path),
+        cache=make_cache(
+            redis_url,
+            ttl_seconds=cache_ttl_seconds,
+            memory_max_bytes=settings.cache_memory_max_mb * 1024 * 1024,
+        ),
+        limiter=RateLimiter(dict(rate_limits), redis_url),
+    )
 
 
 def get_service() -> AnalysisService:
-    """One service (registry + model pool) per process, shared by all sessions."""
-    settings = get_settings()
-    return _service(settings.registry_path, settings.device, settings.model_memory_budget_mb)
+    """One service (registry, model pool, cache, limits) per process, shared by all sessions."""
+    s = get_settings()
+    return _service(
+        s.registry_path,
+        s.device,
+        s.model_memory_budget_mb,
+        s.redis_url,
+        s.cache_ttl_seconds,
+        tuple(sorted(s.rate_limits.items())),
+    )
 
 
 @st.cache_data(show_spinner="Building the neuron view…", max_entries=32)

@@ -1,21 +1,60 @@
-"""The analysis service: one entry point from a validated request to an `Analysis`."""
+"""The analysis service: one entry point from a validated request to an `Analysis`.
+
+Order matters: the rate limit is taken before any work, so a refused request does nothing;
+the cache is consulted before the model, so a hit never loads it.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+from core import metrics
 from core.analysis import Analysis, AnalysisRequest
+from core.cache import ResultCache
 from core.config import Settings
 from core.inference import Progress, analyse
 from core.loading import LoadedModel, load_model
+from core.logs import log_context
 from core.model_pool import ModelPool
+from core.rate_limit import ANONYMOUS, RateDecision, RateLimiter
 from core.registry import ModelSpec, Registry, availability
+from core.serialization import analysis_from_bytes, analysis_to_bytes
+from core.telemetry import TELEMETRY, AnalysisEvent, Telemetry
+
+log = logging.getLogger(__name__)
+
+# Full attention rides along in the cache only while small (covers every bertviz length).
+CACHE_FULL_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: `key` identifies them for rate limits and logs, `role` picks the limit."""
+
+    key: str
+    role: str = ANONYMOUS
+
+
+ANONYMOUS_ACTOR = Actor(key="anonymous")
 
 
 class AnalysisService:
-    """Owns the registry and the model pool; shared by every session of a process."""
+    """Owns the registry, model pool, cache and limits; shared by every session of a process."""
 
-    def __init__(self, settings: Settings, registry: Registry, pool: ModelPool | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        pool: ModelPool | None = None,
+        cache: ResultCache | None = None,
+        limiter: RateLimiter | None = None,
+        telemetry: Telemetry = TELEMETRY,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.pool = pool or ModelPool(
@@ -24,6 +63,11 @@ class AnalysisService:
             ),
             budget_bytes=settings.model_memory_budget_mb * 1024 * 1024,
         )
+        self.cache = cache
+        self.limiter = limiter
+        self.telemetry = telemetry
+        # Serialising for the cache (and building the compact form) happens off the request path.
+        self._cache_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
 
     def model_choices(self) -> list[tuple[ModelSpec, str | None]]:
         """Every registry model with None if usable here, else the reason it is not."""
@@ -41,7 +85,61 @@ class AnalysisService:
         loaded = self.pool.get(spec)
         return loaded, 0.0 if was_loaded else time.perf_counter() - started
 
-    def run(self, request: AnalysisRequest, progress: Progress | None = None) -> Analysis:
+    def rate_status(self, actor: Actor) -> RateDecision | None:
+        return self.limiter.status(actor.key, actor.role) if self.limiter else None
+
+    def run(
+        self,
+        request: AnalysisRequest,
+        *,
+        actor: Actor = ANONYMOUS_ACTOR,
+        progress: Progress | None = None,
+    ) -> Analysis:
+        spec = self.registry.get(request.model_id)
+        request_id = uuid.uuid4().hex[:12]
+        with log_context(user=actor.key, request_id=request_id, model=spec.id, mode=request.mode.value):
+            if self.limiter is not None:
+                self.limiter.acquire(actor.key, actor.role)
+            started = time.perf_counter()
+            key = request.cache_key(spec.revision)
+            analysis = self._cached(key)
+            if analysis is None:
+                analysis = self._compute(request, progress)
+                if self.cache is not None:
+                    self._cache_writer.submit(self._store, key, analysis)
+            seconds = time.perf_counter() - started
+            self.telemetry.record(
+                AnalysisEvent(
+                    time.time(), spec.id, request.mode.value, seconds, analysis.cache_hit, actor.key
+                )
+            )
+            log.info(
+                "analysis",
+                extra={
+                    "cache_hit": analysis.cache_hit,
+                    "seq_len": analysis.seq_len,
+                    "seconds": round(seconds, 4),
+                    "load_s": round(analysis.timings.load_s, 4),
+                    "forward_s": round(analysis.timings.forward_s, 4),
+                },
+            )
+            return analysis
+
+    def _cached(self, key: str) -> Analysis | None:
+        if self.cache is None:
+            return None
+        blob = self.cache.get(key)
+        analysis = None
+        if blob is not None:
+            try:
+                analysis = analysis_from_bytes(blob)
+                analysis.cache_hit = True
+            except ValueError:
+                log.warning("unreadable cache entry ignored", extra={"key": key})
+        metrics.record_cache_lookup(self.cache.backend, analysis is not None)
+        return analysis
+
+    def _compute(self, request: AnalysisRequest, progress: Progress | None) -> Analysis:
         loaded, load_s = self.load(request.model_id)
         kwargs = {"progress": progress} if progress else {}
         analysis = analyse(
@@ -52,3 +150,15 @@ class AnalysisService:
         )
         analysis.timings.load_s = load_s
         return analysis
+
+    def _store(self, key: str, analysis: Analysis) -> None:
+        assert self.cache is not None
+        try:
+            full = analysis.attention is not None and analysis.attention.nbytes <= CACHE_FULL_MAX_BYTES
+            self.cache.set(key, analysis_to_bytes(analysis, include_full=full))
+        except Exception:  # a cache write must never surface to the user
+            log.exception("cache store failed")
+
+    def flush(self) -> None:
+        """Wait for pending cache writes (tests and benchmarks)."""
+        self._cache_writer.submit(lambda: None).result()

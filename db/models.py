@@ -156,9 +156,7 @@ class Visualization(Base):
     __table_args__ = (
         CheckConstraint("token_count >= 0", name="token_count_non_negative"),
         CheckConstraint("length(title) > 0", name="title_not_empty"),
-        CheckConstraint(
-            f"length(compact_attention) <= {MAX_ATTENTION_BYTES}", name="compact_attention_size"
-        ),
+        CheckConstraint(f"length(compact_attention) <= {MAX_ATTENTION_BYTES}", name="compact_attention_size"),
         Index("ix_visualizations_owner_created", "owner_id", "created_at", "id"),
         Index("ix_visualizations_created", "created_at", "id"),
         Index("ix_visualizations_title", "title", "id"),
@@ -267,6 +265,7 @@ class Annotation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     visualization: Mapped[Visualization] = relationship(back_populates="annotations")
+    author: Mapped[User] = relationship(lazy="joined")
 
     @property
     def is_pinned(self) -> bool:
@@ -329,9 +328,7 @@ class Grant(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    visualization_id: Mapped[int | None] = mapped_column(
-        ForeignKey("visualizations.id", ondelete="CASCADE")
-    )
+    visualization_id: Mapped[int | None] = mapped_column(ForeignKey("visualizations.id", ondelete="CASCADE"))
     comparison_id: Mapped[int | None] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
     grantee_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     granted_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from core.config import Settings, get_settings
 
@@ -39,7 +41,7 @@ def _configure_sqlite(engine: Engine) -> None:
     # pysqlite's legacy transaction handling skips BEGIN for SELECT, DDL and SAVEPOINT, which
     # breaks savepoints and transactional migrations; SQLAlchemy emits BEGIN itself instead.
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI objects
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -50,7 +52,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:  # noqa: ANN001 - SQLAlchemy Connection
+    def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 

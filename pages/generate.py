@@ -15,6 +15,7 @@ from core.analysis import (
 )
 from core.errors import HeadlightError, validation_message
 from core.render.analysis_view import render_analysis
+from core.render.session import current_actor, mark_active
 from core.resources import get_service
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
@@ -49,6 +50,8 @@ def _parameters(kind: str, has_chat_template: bool) -> tuple[AnalysisMode, dict]
 def main() -> None:
     st.title("Generate")
     service = get_service()
+    actor = current_actor()
+    mark_active()
     choices = service.model_choices()
     reasons = {spec.id: reason for spec, reason in choices}
     specs = {spec.id: spec for spec, _ in choices}
@@ -68,7 +71,9 @@ def main() -> None:
     mode, params = _parameters(spec.kind, spec.chat_template)
     top_k_next = st.slider("Next-token candidates shown", 1, MAX_TOP_K_NEXT, 5, key="generate.top_k_next")
 
-    if st.button("Run", type="primary", key="generate.run", disabled=bool(reasons[model_id])):
+    left, right = st.columns([1, 4], vertical_alignment="center")
+    run = left.button("Run", type="primary", key="generate.run", disabled=bool(reasons[model_id]))
+    if run:
         try:
             request = AnalysisRequest(
                 model_id=model_id,
@@ -86,14 +91,25 @@ def main() -> None:
                 if not service.pool.is_loaded(spec):
                     progress.progress(0.0, text=f"Loading {spec.label} (first use may take a minute)…")
                 analysis = service.run(
-                    request, progress=lambda f, msg: progress.progress(f, text=f"Running: {msg}")
+                    request,
+                    actor=actor,
+                    progress=lambda f, msg: progress.progress(f, text=f"Running: {msg}"),
                 )
             except HeadlightError as exc:
                 st.error(str(exc))
             else:
                 st.session_state["generate.analysis"] = analysis
+                if analysis.cache_hit:
+                    st.toast("Served from the result cache: the model did not run.")
             finally:
                 progress.empty()
+
+    quota = service.rate_status(actor)
+    if quota is not None:
+        right.caption(
+            f"{quota.remaining} of {quota.limit} analyses left per {quota.window}"
+            + (f" · resets in {quota.reset_in_seconds} s" if quota.remaining < quota.limit else "")
+        )
 
     analysis = st.session_state.get("generate.analysis")
     if analysis is not None:

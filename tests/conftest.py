@@ -9,6 +9,14 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Page tests share one service per process: generous limits keep them independent (limits
+# themselves are tested in tests/core/test_service_plumbing.py); no /metrics port in tests.
+os.environ.setdefault(
+    "HEADLIGHT_RATE_LIMITS",
+    '{"admin": "1000/minute", "analyst": "1000/minute", "viewer": "1000/minute", '
+    '"guest": "1000/minute", "anonymous": "1000/minute"}',
+)
+os.environ.setdefault("HEADLIGHT_METRICS_PORT", "0")
 
 import pytest
 

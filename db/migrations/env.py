@@ -10,7 +10,6 @@ from db.models import Base
 from db.session import database_url, include_object, make_engine
 
 
-
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -42,5 +41,5 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("Offline (--sql) migrations are not supported: the search objects depend on the dialect.")
+    raise SystemExit("Offline (--sql) migrations are not supported: search objects depend on the dialect.")
 run_migrations_online()

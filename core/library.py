@@ -1,0 +1,336 @@
+"""Saved analyses as the screens use them: one function per user action.
+
+Every function takes keyword-only ``session`` and ``viewer``, asks `core.permissions`
+before reading or writing, and never commits. Pages wrap one action in `unit_of_work`,
+which commits on success, rolls back on any error, and turns database failures into a
+`StorageError` with a message fit for the screen. A record the viewer may not read is
+reported exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core import export, permissions
+from core.analysis import Analysis
+from core.errors import HeadlightError, validation_message
+from core.permissions import Scope, Viewer
+from core.records import record_fields
+from db import queries
+from db.models import MAX_ANNOTATION_CHARS, MAX_TAG_CHARS, MAX_TITLE_CHARS, Annotation, Visualization
+from db.queries import SearchFilters, SearchPage, Sort
+from db.session import get_sessionmaker
+
+logger = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 100
+_SPACES = re.compile(r"\s+")
+
+
+class StorageError(HeadlightError):
+    """The database is unreachable or refused a change; nothing of the action was kept."""
+
+
+class NotFoundError(HeadlightError):
+    """No record with that id that this viewer may see."""
+
+
+class PermissionDeniedError(HeadlightError):
+    """The viewer may see the record but not change it."""
+
+
+@contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction for one user action; database errors become `StorageError`."""
+    try:
+        with get_sessionmaker().begin() as session:
+            yield session
+    except IntegrityError as exc:
+        logger.exception("database refused a change")
+        raise StorageError("The database refused the change, so nothing was saved. Try again.") from exc
+    except SQLAlchemyError as exc:
+        logger.exception("database error")
+        raise StorageError(
+            "The database is unavailable right now, so nothing was saved or loaded. "
+            "Anything on screen is kept; try again in a moment."
+        ) from exc
+
+
+def clean_title(title: str, fallback_text: str) -> str:
+    """One line, at most 200 characters; the start of the text when left empty."""
+    title = _SPACES.sub(" ", title).strip() or _SPACES.sub(" ", fallback_text).strip()
+    if len(title) > MAX_TITLE_CHARS:
+        title = title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+    return title or "Untitled analysis"
+
+
+def parse_tags(tags: str | Sequence[str]) -> list[str]:
+    """Tags from ``"a, b"`` or a list: lower-case, single-spaced, unique, in order given."""
+    items = tags.split(",") if isinstance(tags, str) else list(tags)
+    cleaned = [_SPACES.sub(" ", item).strip().lower() for item in items]
+    unique = list(dict.fromkeys(tag for tag in cleaned if tag))
+    if len(unique) > export.MAX_TAGS:
+        raise HeadlightError(f"Use at most {export.MAX_TAGS} tags; {len(unique)} were given.")
+    too_long = [tag for tag in unique if len(tag) > MAX_TAG_CHARS]
+    if too_long:
+        raise HeadlightError(f"Tags are at most {MAX_TAG_CHARS} characters; shorten {too_long[0]!r}.")
+    return unique
+
+
+def save_analysis(
+    *, session: Session, viewer: Viewer, analysis: Analysis, title: str, tags: str | Sequence[str]
+) -> int:
+    """Store ``analysis`` privately for the viewer; returns the new id."""
+    if not permissions.can_create(viewer):
+        raise PermissionDeniedError("Your role cannot save analyses.")
+    assert viewer.user_id is not None
+    record = queries.create_visualization(
+        session=session,
+        owner_id=viewer.user_id,
+        fields=record_fields(analysis),
+        title=clean_title(title, analysis.request.text),
+        tags=parse_tags(tags),
+    )
+    queries.add_audit_event(
+        session=session,
+        actor_id=viewer.user_id,
+        action="analysis.save",
+        target_type="visualization",
+        target_id=record.id,
+    )
+    return record.id
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """What the History screen asks for. Dates are inclusive, in UTC."""
+
+    text: str = ""
+    scope: Scope = Scope.ALL
+    model_ids: tuple[str, ...] = ()
+    date_from: date | None = None
+    date_to: date | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    sort: Sort = Sort.NEWEST
+    trash: bool = False
+    page_size: int = 20
+
+
+def search_history(
+    *, session: Session, viewer: Viewer, query: HistoryQuery, cursor: str | None = None
+) -> SearchPage:
+    """One page of the viewer's history (or Trash) matching ``query``."""
+    if query.trash:
+        readable = permissions.trash_filter(viewer)
+    else:
+        readable = permissions.read_filter(viewer) & permissions.scope_filter(viewer, query.scope)
+    filters = SearchFilters(
+        text=query.text,
+        model_ids=query.model_ids,
+        created_from=datetime.combine(query.date_from, time.min, UTC) if query.date_from else None,
+        created_to=(
+            datetime.combine(query.date_to + timedelta(days=1), time.min, UTC) if query.date_to else None
+        ),
+        tags=tuple(parse_tags(query.tags)),
+    )
+    return queries.search_visualizations(
+        session=session,
+        readable=readable,
+        filters=filters,
+        sort=query.sort,
+        cursor=cursor,
+        page_size=max(1, min(query.page_size, MAX_PAGE_SIZE)),
+    )
+
+
+def filter_choices(*, session: Session, viewer: Viewer) -> tuple[list[str], list[str]]:
+    """Model ids and tags of the viewer's own analyses, for the filter menus."""
+    if viewer.user_id is None:
+        return [], []
+    return queries.filter_options(session=session, owner_id=viewer.user_id)
+
+
+def open_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> Visualization:
+    """A live analysis the viewer may read, with tags and annotations loaded."""
+    record = queries.get_visualization(
+        session=session, visualization_id=visualization_id, readable=permissions.read_filter(viewer)
+    )
+    shared = _shared(session, viewer, visualization_id)
+    if record is None or not permissions.can_read(viewer, record, shared_ids=shared):
+        raise NotFoundError(f"Analysis #{visualization_id} was not found. It may have been deleted.")
+    return record
+
+
+def _shared(session: Session, viewer: Viewer, visualization_id: int) -> set[int]:
+    if viewer.user_id is None:
+        return set()
+    return queries.granted_ids(session=session, user_id=viewer.user_id, visualization_ids=[visualization_id])
+
+
+def _writable(session: Session, viewer: Viewer, visualization_id: int, *, deleted: bool) -> Visualization:
+    where = permissions.trash_filter(viewer) if deleted else permissions.read_filter(viewer)
+    record = queries.get_visualization(session=session, visualization_id=visualization_id, readable=where)
+    if record is None:
+        place = "in the Trash" if deleted else "among your analyses"
+        raise NotFoundError(f"Analysis #{visualization_id} was not found {place}.")
+    if not permissions.can_write(viewer, record):
+        raise PermissionDeniedError("Only the owner of an analysis (or an admin) can change it.")
+    return record
+
+
+def delete_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> None:
+    """Move an analysis to the Trash (restorable until purged)."""
+    record = _writable(session, viewer, visualization_id, deleted=False)
+    queries.soft_delete(session=session, visualization=record)
+    _audit(session, viewer, "analysis.delete", record.id)
+
+
+def restore_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> None:
+    """Bring an analysis back from the Trash."""
+    record = _writable(session, viewer, visualization_id, deleted=True)
+    queries.restore(session=session, visualization=record)
+    _audit(session, viewer, "analysis.restore", record.id)
+
+
+def _audit(session: Session, viewer: Viewer, action: str, visualization_id: int) -> None:
+    queries.add_audit_event(
+        session=session,
+        actor_id=viewer.user_id,
+        action=action,
+        target_type="visualization",
+        target_id=visualization_id,
+    )
+
+
+class AnnotationInput(BaseModel):
+    """An annotation as typed: a body and an optional pin (token indexes inclusive)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    body: str = Field(min_length=1, max_length=MAX_ANNOTATION_CHARS)
+    layer: int | None = Field(default=None, ge=0)
+    head: int | None = Field(default=None, ge=0)
+    token_start: int | None = Field(default=None, ge=0)
+    token_end: int | None = Field(default=None, ge=0)
+
+    def pin_for(self, record: Visualization) -> dict[str, int | None]:
+        """The pin columns, checked against the analysis's layers, heads and tokens."""
+        n_layers, n_heads = record.model_info["n_layers"], record.model_info["n_heads"]
+        if self.head is not None and self.layer is None:
+            raise HeadlightError("Choose a layer for the head the annotation is pinned to.")
+        if self.layer is not None and self.layer >= n_layers:
+            raise HeadlightError(f"Layer must be below {n_layers}.")
+        if self.head is not None and self.head >= n_heads:
+            raise HeadlightError(f"Head must be below {n_heads}.")
+        start, end = self.token_start, self.token_end
+        if start is None and end is not None:
+            start = end
+        if start is not None and end is None:
+            end = start
+        if start is not None and end is not None:
+            if start > end:
+                raise HeadlightError("The first pinned token must come before the last one.")
+            if end >= record.token_count:
+                raise HeadlightError(f"Tokens are numbered 0 to {record.token_count - 1}.")
+        return {"layer": self.layer, "head": self.head, "token_start": start, "token_end": end}
+
+
+def _annotation_input(values: dict[str, object]) -> AnnotationInput:
+    try:
+        return AnnotationInput.model_validate(values)
+    except ValidationError as exc:
+        raise HeadlightError(validation_message(exc)) from exc
+
+
+def annotate(
+    *, session: Session, viewer: Viewer, visualization_id: int, values: dict[str, object]
+) -> Annotation:
+    """Add an annotation (``values``: body, layer, head, token_start, token_end)."""
+    note = _annotation_input(values)
+    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
+    if not permissions.can_annotate(viewer, record, shared_ids={record.id}):
+        raise PermissionDeniedError("Your role cannot annotate analyses.")
+    assert viewer.user_id is not None
+    notes = [(note.body, note.pin_for(record))]
+    [annotation] = queries.add_annotations(
+        session=session, visualization=record, author_id=viewer.user_id, notes=notes
+    )
+    return annotation
+
+
+def _own_annotation(session: Session, viewer: Viewer, annotation_id: int) -> Annotation:
+    annotation = queries.get_annotation(session=session, annotation_id=annotation_id)
+    if annotation is None:
+        raise NotFoundError(f"Annotation #{annotation_id} was not found.")
+    open_saved(session=session, viewer=viewer, visualization_id=annotation.visualization_id)
+    if not permissions.can_edit_annotation(viewer, annotation):
+        raise PermissionDeniedError("You can only change your own annotations.")
+    return annotation
+
+
+def edit_annotation(
+    *, session: Session, viewer: Viewer, annotation_id: int, values: dict[str, object]
+) -> None:
+    note = _annotation_input(values)
+    annotation = _own_annotation(session, viewer, annotation_id)
+    queries.update_annotation(
+        session=session, annotation=annotation, body=note.body, pin=note.pin_for(annotation.visualization)
+    )
+
+
+def delete_annotation(*, session: Session, viewer: Viewer, annotation_id: int) -> None:
+    queries.delete_annotation(session=session, annotation=_own_annotation(session, viewer, annotation_id))
+
+
+def export_json(*, session: Session, viewer: Viewer, visualization_id: int) -> bytes:
+    """One analysis as the JSON export document."""
+    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
+    _audit(session, viewer, "analysis.export", record.id)
+    return export.to_json_bytes(export.export_document(record, exported_at=datetime.now(UTC)))
+
+
+def export_csv(*, session: Session, viewer: Viewer) -> bytes:
+    """CSV of all the viewer's own live analyses."""
+    readable = permissions.read_filter(viewer) & permissions.scope_filter(viewer, Scope.MINE)
+    return export.csv_bytes(queries.summary_rows(session=session, readable=readable))
+
+
+def export_zip(*, session: Session, viewer: Viewer, visualization_id: int) -> bytes:
+    """ZIP: the offline HTML viewer of one analysis, its JSON, and the CSV of all mine."""
+    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
+    document = export.export_document(record, exported_at=datetime.now(UTC))
+    _audit(session, viewer, "analysis.export", record.id)
+    summary = export_csv(session=session, viewer=viewer)
+    return export.zip_bundle(document, summary, stem=f"headlight-analysis-{record.id}")
+
+
+def import_json(*, session: Session, viewer: Viewer, data: bytes) -> int:
+    """Re-create an exported analysis (with its annotations) as the viewer's; returns its id."""
+    if not permissions.can_create(viewer):
+        raise PermissionDeniedError("Your role cannot import analyses.")
+    assert viewer.user_id is not None
+    document, fields = export.parse_import(data)
+    record = queries.create_visualization(
+        session=session,
+        owner_id=viewer.user_id,
+        fields=fields,
+        title=clean_title(document.analysis.title, fields["input_text"]),
+        tags=parse_tags(document.analysis.tags),
+    )
+    notes = [
+        (note.body, _annotation_input(note.model_dump(exclude={"author", "created_at"})).pin_for(record))
+        for note in document.annotations
+    ]
+    if notes:
+        queries.add_annotations(session=session, visualization=record, author_id=viewer.user_id, notes=notes)
+    _audit(session, viewer, "analysis.import", record.id)
+    return record.id

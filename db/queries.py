@@ -1,0 +1,512 @@
+"""Reads and writes of saved records. Every function takes a keyword-only ``session`` and
+never commits: the caller wraps one user action in ``with sessionmaker.begin():``.
+
+List and get functions take a required ``readable`` WHERE clause (from
+`core.permissions`), so no query here can forget who is asking.
+
+Search pages use keyset pagination: rows are ordered by ``(sort key, id)`` and the cursor
+is the last row's pair, so rows inserted while someone pages never shift or repeat a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    delete,
+    exists,
+    false,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.sql.selectable import TextualSelect
+
+from db.models import (
+    Annotation,
+    AuditEvent,
+    Comparison,
+    Grant,
+    Role,
+    User,
+    Visualization,
+    VisualizationTag,
+    utcnow,
+)
+
+MAX_SEARCH_CHARS = 500
+SNIPPET_CHARS = 200
+# Postgres text-search configuration; SQLite's FTS5 table uses the Porter stemmer to match.
+TS_CONFIG = "english"
+
+
+class Sort(StrEnum):
+    NEWEST = "newest"
+    OLDEST = "oldest"
+    TITLE = "title"
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a history list is narrowed to; empty fields do not filter.
+
+    ``created_from`` is inclusive and ``created_to`` exclusive; every tag in ``tags`` must be
+    present. ``text`` uses web-search syntax: words (all must match), ``"a phrase"``,
+    ``or`` between alternatives, ``-word`` to exclude.
+    """
+
+    text: str = ""
+    model_ids: tuple[str, ...] = ()
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The position after which a page starts: the last row's sort key and id."""
+
+    sort: Sort
+    key: datetime | str
+    id: int
+
+    def encode(self) -> str:
+        key = self.key.isoformat() if isinstance(self.key, datetime) else self.key
+        raw = json.dumps([self.sort.value, key, self.id], ensure_ascii=False).encode()
+        return base64.urlsafe_b64encode(raw).decode()
+
+    @classmethod
+    def decode(cls, token: str, sort: Sort) -> Cursor:
+        """Parse `encode`'s output; raises ``ValueError`` if malformed or for another sort."""
+        try:
+            sort_name, key, row_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+            parsed_sort = Sort(sort_name)
+            if parsed_sort is not Sort.TITLE:
+                key = datetime.fromisoformat(key)
+        except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise ValueError("The page position is invalid; start again from the first page.") from exc
+        if parsed_sort is not sort or type(row_id) is not int or not isinstance(key, (str, datetime)):
+            raise ValueError("The page position does not fit this list; start again from the first page.")
+        return cls(parsed_sort, key, row_id)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One line of a history list (no attention data is loaded for it)."""
+
+    id: int
+    title: str
+    model_id: str
+    owner_id: int
+    is_public: bool
+    created_at: datetime
+    deleted_at: datetime | None
+    token_count: int
+    snippet: str
+    tags: tuple[str, ...]
+    annotation_count: int
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    rows: list[HistoryRow]
+    total: int  # rows matching the filters, over all pages
+    next_cursor: str | None  # None on the last page
+
+
+def get_or_create_user(*, session: Session, username: str, display_name: str = "", role: Role) -> User:
+    """The user named ``username``, created with ``role`` if missing (safe under races)."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is not None:
+        return user
+    try:
+        with session.begin_nested():
+            user = User(username=username, display_name=display_name, role=role)
+            session.add(user)
+    except IntegrityError:
+        # Another session created it between our read and our insert.
+        user = session.scalars(select(User).where(User.username == username)).one()
+    return user
+
+
+def create_visualization(
+    *,
+    session: Session,
+    owner_id: int,
+    fields: dict[str, Any],
+    title: str,
+    tags: Sequence[str],
+    is_public: bool = False,
+) -> Visualization:
+    """Insert a visualization from `core.records.record_fields` output; returns it with its id."""
+    record = Visualization(owner_id=owner_id, title=title, is_public=is_public, **fields)
+    record.tags = [VisualizationTag(tag=tag) for tag in dict.fromkeys(tags)]
+    session.add(record)
+    session.flush()
+    return record
+
+
+def get_visualization(
+    *, session: Session, visualization_id: int, readable: ColumnElement[bool]
+) -> Visualization | None:
+    """The visualization with that id if ``readable`` admits it, with tags and annotations."""
+    return session.scalar(
+        select(Visualization)
+        .where(Visualization.id == visualization_id, readable)
+        .options(selectinload(Visualization.tags), selectinload(Visualization.annotations))
+    )
+
+
+def granted_ids(*, session: Session, user_id: int, visualization_ids: Sequence[int]) -> set[int]:
+    """Which of ``visualization_ids`` are shared with ``user_id`` by a live grant."""
+    if not visualization_ids:
+        return set()
+    found = session.scalars(
+        select(Grant.visualization_id).where(
+            Grant.grantee_id == user_id,
+            Grant.revoked_at.is_(None),
+            Grant.visualization_id.in_(visualization_ids),
+        )
+    )
+    return {i for i in found if i is not None}
+
+
+def soft_delete(*, session: Session, visualization: Visualization) -> None:
+    visualization.deleted_at = utcnow()
+    session.flush()
+
+
+def restore(*, session: Session, visualization: Visualization) -> None:
+    visualization.deleted_at = None
+    session.flush()
+
+
+def purge_deleted(*, session: Session, before: datetime) -> dict[str, int]:
+    """Permanently delete visualizations and comparisons soft-deleted before ``before``.
+
+    Their tags, annotations, grants and share links go with them (ON DELETE CASCADE).
+    Returns the number of rows removed per table.
+    """
+    removed = {}
+    for model in (Visualization, Comparison):
+        result = session.execute(
+            delete(model).where(model.deleted_at.is_not(None), model.deleted_at < before),
+            execution_options={"synchronize_session": False},
+        )
+        removed[model.__tablename__] = result.rowcount
+    return removed
+
+
+def get_annotation(*, session: Session, annotation_id: int) -> Annotation | None:
+    return session.get(Annotation, annotation_id)
+
+
+def add_annotations(
+    *,
+    session: Session,
+    visualization: Visualization,
+    author_id: int,
+    notes: Sequence[tuple[str, dict[str, int | None]]],
+) -> list[Annotation]:
+    """Add ``(body, pin)`` annotations; a pin holds ``layer``, ``head``, ``token_start``, ``token_end``."""
+    added = [
+        Annotation(visualization=visualization, author_id=author_id, body=body, **pin) for body, pin in notes
+    ]
+    session.add_all(added)
+    _refresh_annotation_text(session, visualization)
+    return added
+
+
+def update_annotation(
+    *, session: Session, annotation: Annotation, body: str, pin: dict[str, int | None]
+) -> None:
+    annotation.body = body
+    for name, value in pin.items():
+        setattr(annotation, name, value)
+    annotation.updated_at = utcnow()
+    _refresh_annotation_text(session, annotation.visualization)
+
+
+def delete_annotation(*, session: Session, annotation: Annotation) -> None:
+    visualization = annotation.visualization
+    visualization.annotations.remove(annotation)
+    session.delete(annotation)
+    _refresh_annotation_text(session, visualization)
+
+
+def _refresh_annotation_text(session: Session, visualization: Visualization) -> None:
+    # The search index reads annotation bodies from this one denormalised column.
+    session.flush()
+    bodies = session.scalars(
+        select(Annotation.body).where(Annotation.visualization_id == visualization.id).order_by(Annotation.id)
+    )
+    visualization.annotation_text = "\n".join(bodies)
+    session.flush()
+
+
+def add_audit_event(
+    *,
+    session: Session,
+    actor_id: int | None,
+    action: str,
+    target_type: str | None = None,
+    target_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        AuditEvent(
+            actor_id=actor_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            detail=detail or {},
+        )
+    )
+
+
+# --- search -------------------------------------------------------------------------------
+
+_TERM = re.compile(r'"([^"]*)"|(\S+)')
+
+
+def _fts5_string(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def fts5_query(user_text: str) -> tuple[str | None, str | None]:
+    """``(match, exclude)``: safe FTS5 MATCH expressions with web-search semantics.
+
+    Rows match when they match ``match`` (if any) and do not match ``exclude`` (if any);
+    both None means nothing can match. Every term becomes a double-quoted FTS5 string
+    (inner quotes doubled), so no user input is ever read as FTS5 syntax; only ``or`` and a
+    leading ``-`` are honoured, as in Postgres's ``websearch_to_tsquery``. Terms without a
+    letter or digit are dropped, as the Postgres parser drops punctuation and emoji.
+    """
+    groups: list[tuple[list[str], list[str]]] = [([], [])]
+    for phrase, word in _TERM.findall(user_text):
+        if not phrase and word.lower() == "or":
+            groups.append(([], []))
+            continue
+        negate = not phrase and word.startswith("-")
+        term = phrase or word.removeprefix("-")
+        if any(ch.isalnum() for ch in term):
+            groups[-1][1 if negate else 0].append(_fts5_string(term))
+    clauses = [
+        "(" + " AND ".join(positive) + "".join(f" NOT {n}" for n in negative) + ")"
+        for positive, negative in groups
+        if positive
+    ]
+    if clauses:
+        return " OR ".join(clauses), None
+    negatives = [n for _, negative in groups for n in negative]
+    # Only exclusions ("-word"): every row without those words, as on Postgres.
+    return None, (" OR ".join(negatives) or None)
+
+
+def _clean_search(user_text: str) -> str:
+    # NUL cannot travel to Postgres; very long input is cut rather than refused.
+    return user_text.replace("\x00", " ").strip()[:MAX_SEARCH_CHARS]
+
+
+def text_match(session: Session, user_text: str) -> ColumnElement[bool] | None:
+    """WHERE clause for full-text search in the session's dialect; None when no text.
+
+    Text with no searchable word (only punctuation or emoji, say) matches nothing.
+    """
+    cleaned = _clean_search(user_text)
+    if not cleaned:
+        return None
+    if session.get_bind().dialect.name == "postgresql":
+        query = func.websearch_to_tsquery(literal_column(f"'{TS_CONFIG}'::regconfig"), cleaned)
+        return literal_column("visualizations.search_vector").op("@@")(query)
+    match, exclude = fts5_query(cleaned)
+    if match is None and exclude is None:
+        return false()
+    if match is not None:
+        return Visualization.id.in_(_fts5_rowids(match))
+    return Visualization.id.not_in(_fts5_rowids(exclude or ""))
+
+
+def _fts5_rowids(expression: str) -> TextualSelect:
+    statement = text("SELECT rowid FROM visualizations_fts WHERE visualizations_fts MATCH :fts_query")
+    return statement.bindparams(fts_query=expression).columns(rowid=Integer())
+
+
+def _filtered(
+    session: Session, readable: ColumnElement[bool], filters: SearchFilters
+) -> list[ColumnElement[bool]]:
+    clauses = [readable]
+    match = text_match(session, filters.text)
+    if match is not None:
+        clauses.append(match)
+    if filters.model_ids:
+        clauses.append(Visualization.model_id.in_(filters.model_ids))
+    if filters.created_from is not None:
+        clauses.append(Visualization.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        clauses.append(Visualization.created_at < filters.created_to)
+    for tag in dict.fromkeys(filters.tags):
+        clauses.append(
+            exists().where(VisualizationTag.visualization_id == Visualization.id, VisualizationTag.tag == tag)
+        )
+    return clauses
+
+
+def _order(sort: Sort) -> tuple[Any, Any, bool]:
+    """(sort key column, tie-breaker, descending)."""
+    if sort is Sort.TITLE:
+        return Visualization.title, Visualization.id, False
+    return Visualization.created_at, Visualization.id, sort is Sort.NEWEST
+
+
+def _after(sort: Sort, cursor: Cursor) -> ColumnElement[bool]:
+    key, tie, descending = _order(sort)
+    position = tuple_(key, tie)
+    # Bound with the columns' types, so timestamps go through UTCDateTime on every dialect.
+    boundary = tuple_(literal(cursor.key, type_=key.type), literal(cursor.id, type_=tie.type))
+    return position < boundary if descending else position > boundary
+
+
+def search_visualizations(
+    *,
+    session: Session,
+    readable: ColumnElement[bool],
+    filters: SearchFilters,
+    sort: Sort = Sort.NEWEST,
+    cursor: str | None = None,
+    page_size: int = 20,
+) -> SearchPage:
+    """One page of matching visualizations, the total count, and the next page's cursor."""
+    clauses = _filtered(session, readable, filters)
+    total = session.scalar(select(func.count()).select_from(Visualization).where(*clauses)) or 0
+    key, tie, descending = _order(sort)
+    page_clauses = list(clauses)
+    if cursor:
+        page_clauses.append(_after(sort, Cursor.decode(cursor, sort)))
+    order = (key.desc(), tie.desc()) if descending else (key.asc(), tie.asc())
+    query: Select[Any] = (
+        select(
+            Visualization.id,
+            Visualization.title,
+            Visualization.model_id,
+            Visualization.owner_id,
+            Visualization.is_public,
+            Visualization.created_at,
+            Visualization.deleted_at,
+            Visualization.token_count,
+            func.substr(Visualization.input_text, 1, SNIPPET_CHARS).label("snippet"),
+        )
+        .where(*page_clauses)
+        .order_by(*order)
+        .limit(page_size + 1)
+    )
+    found = session.execute(query).all()
+    has_next = len(found) > page_size
+    found = found[:page_size]
+    rows = _history_rows(session, found)
+    next_cursor = None
+    if has_next:
+        last = found[-1]
+        next_cursor = Cursor(sort, last.title if sort is Sort.TITLE else last.created_at, last.id).encode()
+    return SearchPage(rows=rows, total=total, next_cursor=next_cursor)
+
+
+def _history_rows(session: Session, found: Sequence[Any]) -> list[HistoryRow]:
+    ids = [row.id for row in found]
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    counts: dict[int, int] = {}
+    if ids:
+        for vis_id, tag in session.execute(
+            select(VisualizationTag.visualization_id, VisualizationTag.tag)
+            .where(VisualizationTag.visualization_id.in_(ids))
+            .order_by(VisualizationTag.tag)
+        ):
+            tags[vis_id].append(tag)
+        counts = dict(
+            session.execute(
+                select(Annotation.visualization_id, func.count())
+                .where(Annotation.visualization_id.in_(ids))
+                .group_by(Annotation.visualization_id)
+            ).all()
+        )
+    return [
+        HistoryRow(
+            id=row.id,
+            title=row.title,
+            model_id=row.model_id,
+            owner_id=row.owner_id,
+            is_public=row.is_public,
+            created_at=row.created_at,
+            deleted_at=row.deleted_at,
+            token_count=row.token_count,
+            snippet=row.snippet,
+            tags=tuple(tags[row.id]),
+            annotation_count=counts.get(row.id, 0),
+        )
+        for row in found
+    ]
+
+
+def filter_options(*, session: Session, owner_id: int) -> tuple[list[str], list[str]]:
+    """Model ids and tags used in one user's live visualizations, sorted, for filter menus."""
+    own = and_(Visualization.owner_id == owner_id, Visualization.deleted_at.is_(None))
+    models = session.scalars(
+        select(Visualization.model_id).where(own).distinct().order_by(Visualization.model_id)
+    )
+    tags = session.scalars(
+        select(VisualizationTag.tag)
+        .join(Visualization, Visualization.id == VisualizationTag.visualization_id)
+        .where(own)
+        .distinct()
+        .order_by(VisualizationTag.tag)
+    )
+    return list(models), list(tags)
+
+
+def summary_rows(*, session: Session, readable: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """Every readable visualization, oldest first, as ``{id, model_id, title, input_text,
+    created_at, tags, annotation_count}`` (the CSV export)."""
+    annotation_count = (
+        select(func.count())
+        .where(Annotation.visualization_id == Visualization.id)
+        .correlate(Visualization)
+        .scalar_subquery()
+    )
+    result = session.execute(
+        select(
+            Visualization.id,
+            Visualization.model_id,
+            Visualization.title,
+            Visualization.input_text,
+            Visualization.created_at,
+            annotation_count.label("annotation_count"),
+        )
+        .where(readable)
+        .order_by(Visualization.created_at, Visualization.id)
+    ).all()
+    tags: dict[int, list[str]] = {}
+    for vis_id, tag in session.execute(
+        select(VisualizationTag.visualization_id, VisualizationTag.tag)
+        .join(Visualization, Visualization.id == VisualizationTag.visualization_id)
+        .where(readable)
+        .order_by(VisualizationTag.tag)
+    ):
+        tags.setdefault(vis_id, []).append(tag)
+    return [{**row._asdict(), "tags": tags.get(row.id, [])} for row in result]
