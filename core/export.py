@@ -297,9 +297,17 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
 
 def zip_bundle(document: dict[str, Any], summary_csv: bytes, *, stem: str) -> bytes:
     """ZIP with ``<stem>/analysis.html`` (offline viewer), ``analysis.json`` and ``analyses.csv``."""
+    members = {
+        "analysis.html": offline_html(document).encode("utf-8"),
+        "analysis.json": to_json_bytes(document),
+        "analyses.csv": summary_csv,
+    }
+    stamp = datetime.fromisoformat(document["exported_at"]).timetuple()[:6]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr(f"{stem}/analysis.html", offline_html(document))
-        bundle.writestr(f"{stem}/analysis.json", to_json_bytes(document))
-        bundle.writestr(f"{stem}/analyses.csv", summary_csv)
+        for name, data in members.items():
+            info = zipfile.ZipInfo(f"{stem}/{name}", date_time=stamp)
+            info.external_attr = 0o644 << 16  # readable by everyone once unpacked
+            info.compress_type = zipfile.ZIP_DEFLATED
+            bundle.writestr(info, data)
     return buffer.getvalue()

@@ -49,6 +49,13 @@ def attention_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
 LayerCallback = Callable[[int, torch.Tensor], None]
 
 
+def _weights(output: object) -> torch.Tensor:
+    """The ``[head, query, key]`` weights of batch item 0 from an attention module's output."""
+    if not isinstance(output, tuple) or len(output) < 2 or output[1] is None:
+        raise RuntimeError("attention weights missing: the model must use eager attention")
+    return output[1][0]
+
+
 @contextmanager
 def attention_hooks(model: torch.nn.Module, n_layers: int, on_layer: LayerCallback) -> Iterator[None]:
     """Call ``on_layer(layer, weights[head, query, key])`` as each layer runs."""
@@ -58,9 +65,7 @@ def attention_hooks(model: torch.nn.Module, n_layers: int, on_layer: LayerCallba
 
     def make_hook(layer: int):
         def hook(_module: torch.nn.Module, _args: object, output: object) -> None:
-            if not isinstance(output, tuple) or len(output) < 2 or output[1] is None:
-                raise RuntimeError("attention weights missing: the model must use eager attention")
-            on_layer(layer, output[1][0])
+            on_layer(layer, _weights(output))
 
         return hook
 
@@ -70,6 +75,45 @@ def attention_hooks(model: torch.nn.Module, n_layers: int, on_layer: LayerCallba
     finally:
         for handle in handles:
             handle.remove()
+
+
+class _StopForward(Exception):
+    """Raised by `layer_attention`'s hook so that the model skips every later layer."""
+
+
+def layer_attention(loaded: LoadedModel, token_ids: list[int], layer: int) -> np.ndarray:
+    """One layer's attention ``[n_heads, seq_len, seq_len]`` float32 over ``token_ids``.
+
+    The model runs only up to ``layer``: a hook on that layer's attention module takes the
+    weights and stops the forward pass, so the cost grows with the depth of ``layer`` (the
+    last layer costs about one forward). Feeding an analysis's ``token_ids`` reproduces the
+    attention it saw, for generated analyses too (the final sequence in one pass).
+    """
+    n_layers = loaded.info.n_layers
+    if not 0 <= layer < n_layers:
+        raise ValueError(f"layer must be in 0 .. {n_layers - 1}, got {layer}.")
+    if not token_ids:
+        raise ValueError("token_ids is empty; pass the analysis's token ids.")
+    captured: list[np.ndarray] = []
+
+    def hook(_module: torch.nn.Module, _args: object, output: object) -> None:
+        captured.append(_weights(output).detach().float().cpu().numpy())
+        raise _StopForward
+
+    input_ids = torch.tensor([token_ids], device=loaded.model.device)
+    # The lock also covers the hook: another session's forward must never meet it.
+    with loaded.lock, torch.inference_mode():
+        modules = attention_modules(loaded.model)
+        if len(modules) != n_layers:
+            raise RuntimeError(f"found {len(modules)} attention modules for {n_layers} layers")
+        handle = modules[layer].register_forward_hook(hook)
+        try:
+            loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+    return captured[0]
 
 
 class _AttentionSink:
@@ -88,21 +132,22 @@ class _AttentionSink:
 
     def add(self, layer: int, weights: torch.Tensor) -> None:
         """`weights` is ``[n_heads, seq_len, seq_len]`` on any device."""
+        weights = weights.detach()
+        layer_attention = weights.float().cpu().numpy()  # no copy for float32 on the CPU
         if self.full is not None:
             # Casting in torch is several times faster than numpy's float16 conversion.
-            self.full[layer] = weights.detach().to("cpu", torch.float16).numpy()
-            layer_stats = layer_head_stats(self.full[layer])
+            self.full[layer] = weights.to("cpu", torch.float16).numpy()
         else:
-            layer_attention = weights.detach().float().cpu().numpy()
             assert self.builder is not None
             self.builder.add_layer(layer, layer_attention)
-            layer_stats = layer_head_stats(layer_attention)
-        for name, values in layer_stats.items():
+        for name, values in layer_head_stats(layer_attention).items():
             self.stats[name][layer] = values
 
     def results(self) -> dict[str, object]:
-        compact = self.builder.build() if self.builder is not None else None
-        return {"attention": self.full, "compact": compact, "stats": self.stats}
+        if self.builder is None:
+            return {"attention": self.full, "compact": None, "stats": self.stats}
+        compact = self.builder.build()
+        return {"attention": None, "compact": compact, "stats": compact.stats}
 
 
 def _keep_full(loaded: LoadedModel, seq_len: int, max_bytes: int) -> bool:
@@ -173,8 +218,10 @@ def _encode(
     device = loaded.model.device
     input_ids = torch.tensor([ids], device=device)
     forward_started = time.perf_counter()
+    # Causal models only need the last position's logits (the next-token top-k).
+    extra = {"logits_to_keep": 1} if loaded.spec.kind == "causal" else {}
     with attention_hooks(loaded.model, info.n_layers, on_layer):
-        output = loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids))
+        output = loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **extra)
     forward_s = time.perf_counter() - forward_started
 
     post_started = time.perf_counter()

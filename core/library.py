@@ -33,6 +33,7 @@ from db.session import get_sessionmaker
 logger = logging.getLogger(__name__)
 
 MAX_PAGE_SIZE = 100
+DEFAULT_TITLE_CHARS = 80
 _SPACES = re.compile(r"\s+")
 
 
@@ -65,12 +66,19 @@ def unit_of_work() -> Iterator[Session]:
         ) from exc
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def default_title(text: str) -> str:
+    """The title used when none is typed: the start of the text, on one line."""
+    return _shorten(_SPACES.sub(" ", text).strip(), DEFAULT_TITLE_CHARS) or "Untitled analysis"
+
+
 def clean_title(title: str, fallback_text: str) -> str:
-    """One line, at most 200 characters; the start of the text when left empty."""
-    title = _SPACES.sub(" ", title).strip() or _SPACES.sub(" ", fallback_text).strip()
-    if len(title) > MAX_TITLE_CHARS:
-        title = title[: MAX_TITLE_CHARS - 1].rstrip() + "…"
-    return title or "Untitled analysis"
+    """One line, at most 200 characters; `default_title` of the text when left empty."""
+    title = _SPACES.sub(" ", title).strip()
+    return _shorten(title, MAX_TITLE_CHARS) if title else default_title(fallback_text)
 
 
 def parse_tags(tags: str | Sequence[str]) -> list[str]:

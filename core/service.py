@@ -12,11 +12,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
+
 from core import metrics
 from core.analysis import Analysis, AnalysisRequest
 from core.cache import ResultCache
 from core.config import Settings
-from core.inference import Progress, analyse
+from core.errors import HeadlightError
+from core.inference import Progress, analyse, layer_attention
 from core.loading import LoadedModel, load_model
 from core.logs import log_context
 from core.model_pool import ModelPool
@@ -158,6 +161,21 @@ class AnalysisService:
             self.cache.set(key, analysis_to_bytes(analysis, include_full=full))
         except Exception:  # a cache write must never surface to the user
             log.exception("cache store failed")
+
+    def layer_attention(self, model_id: str, revision: str, token_ids: list[int], layer: int) -> np.ndarray:
+        """Recompute one layer of a stored analysis: ``[n_heads, seq_len, seq_len]`` float32.
+
+        Raises a `HeadlightError` when the model is unknown or unavailable here, or when the
+        registry now holds another revision (its attention would not be the analysis's).
+        """
+        spec = self.registry.get(model_id)
+        if spec.revision != revision:
+            raise HeadlightError(
+                f"the analysis used {spec.label} revision {revision}, this server has {spec.revision}; "
+                "run the analysis again for full maps"
+            )
+        loaded, _ = self.load(model_id)
+        return layer_attention(loaded, token_ids, layer)
 
     def flush(self) -> None:
         """Wait for pending cache writes (tests and benchmarks)."""

@@ -15,6 +15,7 @@ from core.analysis import (
 )
 from core.errors import HeadlightError, validation_message
 from core.render.analysis_view import render_analysis
+from core.render.save_panel import render_save_panel
 from core.render.session import current_actor, mark_active
 from core.resources import get_service
 
@@ -114,6 +115,7 @@ def main() -> None:
     analysis = st.session_state.get("generate.analysis")
     if analysis is not None:
         render_analysis(analysis, key="generate")
+        render_save_panel(analysis, key="generate")
 
 
 main()

@@ -45,7 +45,9 @@ def make_analysis(
     attention /= attention.sum(axis=-1, keepdims=True)
     mode = AnalysisMode.GENERATE if generated else AnalysisMode.ENCODE
     steps = [
-        NextTokenStep(position=i, token=tokens[i], probability=0.5, candidates=((tokens[i], 0.5), ("x", 0.25)))
+        NextTokenStep(
+            position=i, token=tokens[i], probability=0.5, candidates=((tokens[i], 0.5), ("x", 0.25))
+        )
         for i in range(prompt_len, n)
     ] or [NextTokenStep(position=n, token=None, probability=None, candidates=(("next", 0.9),))]
     return Analysis(
@@ -55,7 +57,9 @@ def make_analysis(
             mode=mode,
             generation=GenerationParams(max_new_tokens=max(1, n - prompt_len), seed=seed),
         ),
-        model=ModelInfo(model_id, "test-rev", "causal", "LlamaForCausalLM", n_layers, n_heads, "cpu", "float32"),
+        model=ModelInfo(
+            model_id, "test-rev", "causal", "LlamaForCausalLM", n_layers, n_heads, "cpu", "float32"
+        ),
         text=full,
         tokens=tokens,
         token_ids=list(range(100, 100 + n)),

@@ -65,3 +65,29 @@ def test_too_long_text_shows_count_and_limit(app: AppTest) -> None:
     assert not app.exception
     message = app.error[0].value
     assert "accepts at most 512" in message and "tokens" in message
+
+
+@pytest.mark.model
+def test_repeat_is_cached_and_limit_refuses_politely(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A repeat is served from the cache; past the limit a run is refused and the result stays."""
+    from core.config import get_settings
+    from core.resources import get_service
+
+    monkeypatch.setenv("HEADLIGHT_RATE_LIMITS", '{"analyst": "2/minute", "anonymous": "2/minute"}')
+    get_settings.cache_clear()
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.run()
+        at.radio(key="generate.mode").set_value(at.radio(key="generate.mode").options[1])  # Encode
+        at.text_area(key="generate.text").set_value("Caching makes repeats instant.")
+        at.button(key="generate.run").click().run()
+        assert not at.error
+        get_service().flush()  # the cache write runs in the background
+        at.button(key="generate.run").click().run()
+        assert any("result cache" in t.value for t in at.toast)
+        at.button(key="generate.run").click().run()
+        assert "all 2 analyses allowed per minute" in at.error[0].value
+        assert [m for m in at.markdown if "hl-text" in m.value]  # the last result is still shown
+        assert any("0 of 2 analyses left" in c.value for c in at.caption)
+    finally:
+        get_settings.cache_clear()

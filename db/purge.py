@@ -1,0 +1,56 @@
+"""Permanently delete analyses and comparisons that have sat in the Trash too long.
+
+    python -m db.purge [--days N]
+
+``N`` defaults to the ``trash_retention_days`` setting (``HEADLIGHT_TRASH_RETENTION_DAYS``,
+30). Rows soft-deleted more than ``N`` days ago go, with their tags, annotations, grants
+and share links; everything happens in one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from db import queries
+from db.models import utcnow
+from db.session import get_sessionmaker
+
+
+def purge(*, session: Session, days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete rows soft-deleted before ``now - days``; returns rows removed per table."""
+    if days < 0:
+        raise ValueError("--days must be 0 or more.")
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    removed = queries.purge_deleted(session=session, before=cutoff)
+    queries.add_audit_event(
+        session=session, actor_id=None, action="trash.purge", detail={"days": days, **removed}
+    )
+    return removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m db.purge", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=get_settings().trash_retention_days,
+        help="delete what was soft-deleted more than this many days ago (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.days < 0:
+        parser.error("--days must be 0 or more")
+    with get_sessionmaker().begin() as session:
+        removed = purge(session=session, days=args.days)
+    print(
+        f"Purged {removed['visualizations']} analyses and {removed['comparisons']} comparisons "
+        f"deleted more than {args.days} days ago."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Compare: two models on one text, their heads matched across tokenizers."""
+
+from __future__ import annotations
+
+import streamlit as st
+from pydantic import ValidationError
+from streamlit.delta_generator import DeltaGenerator
+
+from core import compare_store, library
+from core.alignment import Granularity
+from core.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
+from core.compare import CompareOutcome, CompareRequest, run_comparison
+from core.errors import HeadlightError, validation_message
+from core.identity import local_viewer
+from core.registry import ModelSpec
+from core.render.compare_view import generation_settings, render_outcome
+from core.render.session import current_actor, mark_active
+from core.resources import get_service
+from core.service import Actor, AnalysisService
+
+DEFAULT_TEXT = (
+    "The quick brown fox jumps over the lazy dog. When the dog wakes up, it chases the fox "
+    "across the field, but the fox is faster and hides in the woods."
+)
+OUTCOME = "compare.outcome"
+SAVED_ID = "compare.saved_id"
+
+
+def _pick_model(
+    column: DeltaGenerator,
+    side: str,
+    specs: dict[str, ModelSpec],
+    reasons: dict[str, str | None],
+    default: int,
+) -> ModelSpec:
+    model_id = column.selectbox(
+        f"Model {side}",
+        list(specs),
+        index=default,
+        format_func=lambda i: specs[i].label + ("" if reasons[i] is None else " — unavailable"),
+        key=f"compare.model_{side.lower()}",
+    )
+    spec = specs[model_id]
+    if reasons[model_id]:
+        column.warning(f"{spec.label} cannot be used here: {reasons[model_id]}.")
+    column.caption(f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens")
+    return spec
+
+
+def _run(service: AnalysisService, request: CompareRequest, actor: Actor) -> None:
+    columns = st.columns(2)
+    bars = {side: column.progress(0.0, text="Waiting…") for side, column in zip("ab", columns, strict=True)}
+
+    def progress(side: str, fraction: float, message: str) -> None:
+        bars[side].progress(min(max(fraction, 0.0), 1.0), text=f"{side.upper()}: {message}")
+
+    try:
+        st.session_state[OUTCOME] = run_comparison(service, request, actor=actor, progress=progress)
+        st.session_state.pop(SAVED_ID, None)
+    finally:
+        for bar in bars.values():
+            bar.empty()
+
+
+def _save_panel(outcome: CompareOutcome) -> None:
+    if outcome.comparison is None:
+        return
+    with st.container(border=True):
+        title_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
+        title = title_col.text_input("Title", max_chars=200, key="compare.save.title")
+        saved = st.session_state.get(SAVED_ID)
+        if button_col.button("Save", key="compare.save.button", disabled=saved is not None):
+            try:
+                with library.unit_of_work() as session:
+                    saved = compare_store.save_comparison(
+                        session=session,
+                        viewer=local_viewer(session),
+                        comparison=outcome.comparison,
+                        request=outcome.request,
+                        title=title,
+                    )
+            except HeadlightError as exc:
+                st.error(f"Not saved: {exc}")
+            else:
+                st.session_state[SAVED_ID] = saved
+        if saved is not None:
+            st.success(f"Saved as comparison #{saved}.")
+
+
+def _open_saved() -> None:
+    with st.expander("Open a saved comparison"):
+        try:
+            with library.unit_of_work() as session:
+                rows = compare_store.list_saved_comparisons(session=session, viewer=local_viewer(session))
+        except HeadlightError as exc:
+            st.error(str(exc))
+            return
+        if not rows:
+            st.caption("No saved comparisons yet.")
+            return
+        labels = {row.id: f"#{row.id} {row.title} ({row.model_a_id} vs {row.model_b_id})" for row in rows}
+        chosen = st.selectbox("Saved", list(labels), format_func=labels.__getitem__, key="compare.open.id")
+        if st.button("Open", key="compare.open.button"):
+            try:
+                with library.unit_of_work() as session:
+                    st.session_state[OUTCOME] = compare_store.open_comparison(
+                        session=session, viewer=local_viewer(session), comparison_id=chosen
+                    )
+                st.session_state[SAVED_ID] = chosen
+            except HeadlightError as exc:
+                st.error(str(exc))
+
+
+def main() -> None:
+    st.title("Compare")
+    service = get_service()
+    actor = current_actor()
+    mark_active()
+    choices = service.model_choices()
+    reasons = {spec.id: reason for spec, reason in choices}
+    specs = {spec.id: spec for spec, _ in choices}
+    left, right = st.columns(2)
+    spec_a = _pick_model(left, "A", specs, reasons, 0)
+    spec_b = _pick_model(right, "B", specs, reasons, min(1, len(specs) - 1))
+    text = st.text_area("Text", DEFAULT_TEXT, height=140, max_chars=MAX_TEXT_CHARS, key="compare.text")
+    any_causal = "causal" in (spec_a.kind, spec_b.kind)
+    generate = st.toggle(
+        "Generate a continuation (same parameters and seed for both; encoders always encode)",
+        disabled=not any_causal,
+        key="compare.generate",
+    )
+    params: dict[str, object] = {}
+    if generate and any_causal:
+        with st.expander("Generation settings", expanded=False):
+            params = generation_settings("compare")
+        st.caption(
+            "Heads are compared on the text both models share: where the continuations differ, "
+            "only their common start counts."
+        )
+    granularity_col, top_k_col = st.columns(2)
+    granularity = granularity_col.radio(
+        "Align tokens on",
+        list(Granularity),
+        format_func=lambda g: "words and punctuation" if g is Granularity.WORD else "whitespace chunks",
+        horizontal=True,
+        key="compare.granularity",
+    )
+    top_k_next = top_k_col.slider("Next-token candidates", 1, MAX_TOP_K_NEXT, 5, key="compare.top_k_next")
+
+    unusable = bool(reasons[spec_a.id] or reasons[spec_b.id])
+    if st.button("Compare", type="primary", key="compare.run", disabled=unusable):
+        try:
+            request = CompareRequest.of(
+                model_a=(spec_a.id, spec_a.kind),
+                model_b=(spec_b.id, spec_b.kind),
+                text=text,
+                generate=generate,
+                generation=GenerationParams(**params),
+                top_k_next=top_k_next,
+                granularity=granularity,
+            )
+        except ValidationError as exc:
+            st.error(validation_message(exc))
+        else:
+            _run(service, request, actor)
+
+    _open_saved()
+    outcome = st.session_state.get(OUTCOME)
+    if outcome is not None:
+        _save_panel(outcome)
+        render_outcome(outcome, key="compare")
+
+
+main()

@@ -1,0 +1,150 @@
+"""The permission module decides every read and write; lists never show more than `can_read`."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session
+
+from core import library, permissions
+from core.library import HistoryQuery, NotFoundError, PermissionDeniedError
+from core.permissions import ANONYMOUS, Scope, Viewer
+from db.models import Grant, Role, Visualization
+from tests.db.conftest import UserFactory
+from tests.db.helpers import save
+from tests.factories import make_analysis
+
+RECORDS = ("private", "public", "shared", "deleted")
+# viewer -> (records readable, records writable)
+MATRIX = {
+    "owner": ({"private", "public", "shared"}, set(RECORDS)),
+    "other_analyst": ({"public"}, set()),
+    "grantee_viewer": ({"public", "shared"}, set()),
+    "admin": ({"private", "public", "shared"}, set(RECORDS)),
+    "guest": ({"public"}, set()),
+    "anonymous": ({"public"}, set()),
+}
+
+
+@pytest.fixture
+def world(session: Session, make_user: UserFactory) -> tuple[dict[str, Viewer], dict[str, Visualization]]:
+    viewers = {
+        "owner": make_user("owner"),
+        "other_analyst": make_user("other"),
+        "grantee_viewer": make_user("watcher", Role.VIEWER),
+        "admin": make_user("root", Role.ADMIN),
+        "guest": make_user("visitor", Role.GUEST),
+        "anonymous": ANONYMOUS,
+    }
+    owner = viewers["owner"]
+    records = {name: save(session, owner, f"{name} record text", title=name) for name in RECORDS}
+    records["public"].is_public = True
+    session.add(
+        Grant(
+            visualization_id=records["shared"].id,
+            grantee_id=viewers["grantee_viewer"].user_id,
+            granted_by=owner.user_id,
+        )
+    )
+    library.delete_saved(session=session, viewer=owner, visualization_id=records["deleted"].id)
+    session.flush()
+    return viewers, records
+
+
+@pytest.mark.parametrize("who", list(MATRIX))
+def test_reads_match_the_matrix_in_python_and_sql(session: Session, world: tuple, who: str) -> None:
+    """`can_read`, the list query and `open_saved` agree with the expected matrix."""
+    viewers, records = world
+    viewer, (readable, _) = viewers[who], MATRIX[who]
+    shared = {records["shared"].id} if who == "grantee_viewer" else set()
+    assert {n for n, r in records.items() if permissions.can_read(viewer, r, shared_ids=shared)} == readable
+    page = library.search_history(session=session, viewer=viewer, query=HistoryQuery(page_size=100))
+    assert {row.title for row in page.rows} == readable
+    for name, record in records.items():
+        if name in readable:
+            assert (
+                library.open_saved(session=session, viewer=viewer, visualization_id=record.id).id == record.id
+            )
+        else:
+            with pytest.raises(NotFoundError, match="not found"):
+                library.open_saved(session=session, viewer=viewer, visualization_id=record.id)
+
+
+@pytest.mark.parametrize("who", list(MATRIX))
+def test_writes_match_the_matrix(session: Session, world: tuple, who: str) -> None:
+    """Only owners (analysts) and admins may delete or restore; others are refused."""
+    viewers, records = world
+    viewer, (readable, writable) = viewers[who], MATRIX[who]
+    assert {n for n, r in records.items() if permissions.can_write(viewer, r)} == writable
+    target = records["public"]
+    if "public" in writable:
+        library.delete_saved(session=session, viewer=viewer, visualization_id=target.id)
+        library.restore_saved(session=session, viewer=viewer, visualization_id=target.id)
+    else:
+        with pytest.raises(PermissionDeniedError):
+            library.delete_saved(session=session, viewer=viewer, visualization_id=target.id)
+    deleted = records["deleted"]
+    if "deleted" in writable:
+        library.restore_saved(session=session, viewer=viewer, visualization_id=deleted.id)
+    else:
+        with pytest.raises(NotFoundError):
+            library.restore_saved(session=session, viewer=viewer, visualization_id=deleted.id)
+
+
+@pytest.mark.parametrize("who", ["grantee_viewer", "guest", "anonymous"])
+def test_readers_without_create_rights_cannot_save_or_annotate(
+    session: Session, world: tuple, who: str
+) -> None:
+    viewers, records = world
+    viewer = viewers[who]
+    with pytest.raises(PermissionDeniedError):
+        library.save_analysis(session=session, viewer=viewer, analysis=make_analysis(), title="", tags="")
+    with pytest.raises(PermissionDeniedError):
+        library.import_json(session=session, viewer=viewer, data=b"{}")
+    with pytest.raises(PermissionDeniedError):
+        library.annotate(
+            session=session, viewer=viewer, visualization_id=records["public"].id, values={"body": "x"}
+        )
+
+
+def test_annotation_edits_are_for_authors_and_admins(session: Session, world: tuple) -> None:
+    """Another analyst may annotate a public analysis but not change the owner's notes."""
+    viewers, records = world
+    public = records["public"].id
+    owner_note = library.annotate(
+        session=session, viewer=viewers["owner"], visualization_id=public, values={"body": "mine"}
+    )
+    other_note = library.annotate(
+        session=session, viewer=viewers["other_analyst"], visualization_id=public, values={"body": "theirs"}
+    )
+    with pytest.raises(PermissionDeniedError, match="your own"):
+        library.edit_annotation(
+            session=session,
+            viewer=viewers["other_analyst"],
+            annotation_id=owner_note.id,
+            values={"body": "hacked"},
+        )
+    with pytest.raises(PermissionDeniedError):
+        library.delete_annotation(session=session, viewer=viewers["owner"], annotation_id=other_note.id)
+    library.edit_annotation(
+        session=session, viewer=viewers["admin"], annotation_id=other_note.id, values={"body": "ok"}
+    )
+    with pytest.raises(NotFoundError):
+        library.annotate(
+            session=session,
+            viewer=viewers["other_analyst"],
+            visualization_id=records["private"].id,
+            values={"body": "x"},
+        )
+    with pytest.raises(NotFoundError):
+        library.delete_annotation(session=session, viewer=viewers["owner"], annotation_id=10**9)
+
+
+def test_scope_filters_never_widen_reads(session: Session, world: tuple) -> None:
+    """Every scope stays inside what the viewer may read."""
+    viewers, _ = world
+    for who, (readable, _) in MATRIX.items():
+        for scope in Scope:
+            page = library.search_history(
+                session=session, viewer=viewers[who], query=HistoryQuery(scope=scope, page_size=100)
+            )
+            assert {row.title for row in page.rows} <= readable
