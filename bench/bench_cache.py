@@ -19,12 +19,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams  # noqa: E402
-from core.cache import RedisCache  # noqa: E402
-from core.config import get_settings  # noqa: E402
-from core.rate_limit import RateLimiter  # noqa: E402
-from core.registry import load_registry  # noqa: E402
-from core.service import Actor, AnalysisService  # noqa: E402
+from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams
+from core.cache import RedisCache
+from core.config import get_settings
+from core.rate_limit import RateLimiter
+from core.registry import load_registry
+from core.service import Actor, AnalysisService
 
 MODEL_ID = "smollm2-135m-instruct"
 REPEATS = 5
