@@ -8,8 +8,10 @@ Two payloads (see docs/attention-view.md for the numbers measured on SmolLM2):
   the blocks of `core.compact.overview_edges` ``(seq_len, T)``. Stored as uint8 with one scale
   per head: ``value = code / 255 * thumb_scale[layer][head]``. Built from the full attention
   when the analysis kept it (max abs error ``scale / 510``), otherwise by pooling the compact
-  overview maps (their error adds: at most ``2 / 510``). Size: ``n_layers * n_heads * T * T``
-  bytes before base64, whatever ``seq_len`` is, plus the tokens' text.
+  overview maps: a thumbnail cell sums up to ``g`` of their key blocks (``g = 2`` with the
+  default sizes), each off by up to 1 / 510, so the error is at most ``(g + 1) / 510``. Size:
+  ``n_layers * n_heads * T * T`` bytes before base64, whatever ``seq_len`` is, plus the
+  tokens' text.
 - `detail_payload`, sent only for the selected head: its map ``[D, D]``, ``D = min(seq_len,
   max_side)`` (block means as above when ``seq_len > max_side``), quantised per query row:
   ``value = code / 255 * row_scale[q]`` with ``row_scale[q]`` the row's largest value, so a

@@ -22,8 +22,11 @@ of more than `MAX_SPANS` spans are refused, since the cost grows with ``n_spans 
 from __future__ import annotations
 
 import base64
+import json
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -49,8 +52,9 @@ MATCH_THRESHOLD = 0.5
 # About 200 words. SmolLM2 (270 heads) vs Gemma-3-270M (72 heads) at this size takes about
 # 1.5 s on two cores; beyond it the pairwise cost (n_spans ** 2) outgrows the forward passes.
 MAX_SPANS = 256
-# Largest float32 temporary of the pairwise kernel: a few MiB stay in cache.
+# Each worker's float32 scratch for the pairwise kernel: two buffers of a few MiB.
 _BLOCK_BYTES = 4 * 1024 * 1024
+_MAX_WORKERS = 8
 _TINY = np.finfo(np.float32).tiny
 
 Source = Literal["full", "top-k"]
@@ -180,7 +184,7 @@ class Comparison:
         best = grid.max(axis=3)  # [a_layers, a_heads, b_layers]
         return best.max(axis=1) if reduce == "max" else best.mean(axis=1)
 
-    def layer_summary(self, side: Literal["a", "b"]) -> LayerSummary:
+    def layer_summary(self, side: Side) -> LayerSummary:
         """Per-layer summary of ``side``'s heads against the whole other model."""
         mine, other = (self.a.model, self.b.model) if side == "a" else (self.b.model, self.a.model)
         matrix = self.similarity if side == "a" else self.similarity.T
@@ -232,34 +236,58 @@ def _xlog2x_sum(x: np.ndarray) -> np.ndarray:
     return np.vecdot(x, logs)
 
 
-def head_similarity(heads_a: np.ndarray, heads_b: np.ndarray) -> np.ndarray:
+def _similarity_sums(
+    heads_a: np.ndarray, heads_b: np.ndarray, shared: np.ndarray, queries: range
+) -> np.ndarray:
+    """``[a_heads, b_heads]`` float64: the sum over ``queries`` of
+    ``sum_k (p+q) log2(p+q) - p log2 p - q log2 q`` over the keys in ``shared[query]``."""
+    n_a, n_b = heads_a.shape[0], heads_b.shape[0]
+    total = np.zeros((n_a, n_b), np.float64)
+    # Two scratch buffers reused for every block: no page faults, and they stay in cache.
+    mixed_buffer = np.empty(max(_BLOCK_BYTES // 4, n_b * heads_b.shape[2]), np.float32)
+    logs_buffer = np.empty_like(mixed_buffer)
+    for query in queries:
+        keys = np.flatnonzero(shared[query])
+        if keys.size == 0:
+            continue
+        rows_a = heads_a[:, query, keys]  # [a_heads, keys], a copy (fancy indexing)
+        rows_b = heads_b[:, query, keys]  # [b_heads, keys]
+        total -= _xlog2x_sum(rows_a)[:, None] + _xlog2x_sum(rows_b)[None, :]
+        # The smallest normal float added to one side keeps log2 finite where p = q = 0
+        # without a clamping pass over the large block below (each term moves < 1e-35).
+        rows_a += _TINY
+        step = max(1, mixed_buffer.size // (n_b * keys.size))
+        for first in range(0, n_a, step):
+            rows = min(step, n_a - first)
+            size = rows * n_b * keys.size
+            mixed = mixed_buffer[:size].reshape(rows, n_b, keys.size)
+            np.add(rows_a[first : first + rows, None, :], rows_b[None, :, :], out=mixed)
+            logs = np.log2(mixed, out=logs_buffer[:size].reshape(mixed.shape))
+            total[first : first + rows] += np.vecdot(mixed, logs)
+    return total
+
+
+def head_similarity(heads_a: np.ndarray, heads_b: np.ndarray, *, workers: int | None = None) -> np.ndarray:
     """``[a_heads, b_heads]`` float32 similarity (1 − mean JSD, base 2) of projected heads.
 
     ``heads_a`` is ``[a_heads, n_spans, n_spans]``, ``heads_b`` ``[b_heads, n_spans,
     n_spans]``, rows summing to 1. Identical heads score 1, heads attending to disjoint
-    spans in every row score 0.
+    spans in every row score 0. ``workers`` threads (default: one per CPU, at most
+    `_MAX_WORKERS`) share the query rows; numpy releases the GIL inside each operation.
     """
-    n_a, n_spans, _ = heads_a.shape
-    n_b = heads_b.shape[0]
+    n_spans = heads_a.shape[1]
     if heads_b.shape[1:] != (n_spans, n_spans) or heads_a.shape[2] != n_spans:
         raise ValueError(
             f"Both sides must be projected onto the same spans, got {list(heads_a.shape)} "
             f"and {list(heads_b.shape)}."
         )
-    total = np.zeros((n_a, n_b), np.float64)
     # Keys some A head and some B head attend to; for every other key one side is 0.
     shared = (heads_a > 0).any(axis=0) & (heads_b > 0).any(axis=0)  # [n_spans, n_spans]
-    for query in range(n_spans):
-        keys = np.flatnonzero(shared[query])
-        if keys.size == 0:
-            continue
-        rows_a = heads_a[:, query, keys]  # [a_heads, keys]
-        rows_b = heads_b[:, query, keys]  # [b_heads, keys]
-        total -= _xlog2x_sum(rows_a)[:, None] + _xlog2x_sum(rows_b)[None, :]
-        step = max(1, _BLOCK_BYTES // (4 * n_b * keys.size))
-        for first in range(0, n_a, step):
-            mixed = rows_a[first : first + step, None, :] + rows_b[None, :, :]  # [step, b_heads, keys]
-            total[first : first + step] += _xlog2x_sum(mixed)
+    workers = max(1, min(workers or os.cpu_count() or 1, _MAX_WORKERS, n_spans))
+    # Rows dealt round-robin: each worker gets short (early, causal) and long rows alike.
+    parts = [range(first, n_spans, workers) for first in range(workers)]
+    with ThreadPoolExecutor(workers) as pool:
+        total = sum(pool.map(lambda rows: _similarity_sums(heads_a, heads_b, shared, rows), parts))
     return np.clip(total / (2 * n_spans), 0.0, 1.0).astype(np.float32)
 
 
@@ -333,13 +361,22 @@ def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
     }
 
 
+def comparison_to_json(comparison: Comparison) -> bytes:
+    """`comparison_to_dict` as UTF-8 JSON: the export file, and what the store compresses."""
+    return json.dumps(comparison_to_dict(comparison), ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def comparison_from_dict(data: dict[str, Any]) -> Comparison:
     """Rebuild what `comparison_to_dict` wrote; raises ``ValueError`` if it does not fit."""
     if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
         raise ValueError(f"Not a {FORMAT} version {FORMAT_VERSION} document.")
-    a, b = _analysis_from_dict(data["a"]), _analysis_from_dict(data["b"])
-    alignment = align(a.text, a.offsets, b.text, b.offsets, Granularity(data["alignment"]["granularity"]))
-    similarity = np.asarray(data["similarity"], np.float32)
+    try:
+        a, b = _analysis_from_dict(data["a"]), _analysis_from_dict(data["b"])
+        granularity = Granularity(data["alignment"]["granularity"])
+        similarity = np.asarray(data["similarity"], np.float32)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"The {FORMAT} document is incomplete or malformed ({exc!r}).") from exc
+    alignment = align(a.text, a.offsets, b.text, b.offsets, granularity)
     expected = (a.model.n_layers * a.model.n_heads, b.model.n_layers * b.model.n_heads)
     if similarity.shape != expected:
         raise ValueError(f"The similarity matrix is {list(similarity.shape)}, expected {list(expected)}.")

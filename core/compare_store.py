@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core import permissions
-from core.compare import CompareOutcome, CompareRequest, Comparison, comparison_from_dict, comparison_to_dict
+from core.compare import CompareOutcome, CompareRequest, Comparison, comparison_from_dict, comparison_to_json
 from core.errors import HeadlightError
 from core.library import NotFoundError, PermissionDeniedError, clean_title
 from core.permissions import Viewer
@@ -31,7 +31,7 @@ _TEXT_FIELDS = {"a": {"text"}, "b": {"text"}}
 
 def record_fields(comparison: Comparison, request: CompareRequest) -> dict[str, Any]:
     """Column values of a `db.models.Comparison` holding ``comparison`` (owner and title aside)."""
-    result = zlib.compress(json.dumps(comparison_to_dict(comparison), ensure_ascii=False).encode())
+    result = zlib.compress(comparison_to_json(comparison))
     if len(result) > MAX_ATTENTION_BYTES:
         raise HeadlightError(
             f"This comparison takes {len(result) / 2**20:.1f} MiB; at most "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,6 +24,10 @@ from core.loading import LoadedModel
 from core.stats import STAT_NAMES, layer_head_stats
 
 Progress = Callable[[float, str], None]
+
+# Reduces one layer to the compact form while the model computes the next (numpy and torch
+# both release the GIL). One worker for the process: reductions are CPU-bound anyway.
+_REDUCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attention-reduce")
 
 
 def _no_progress(_fraction: float, _message: str) -> None:
@@ -129,23 +134,35 @@ class _AttentionSink:
             np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
         )
         self.builder = None if keep_full else CompactBuilder(n_layers, n_heads, seq_len)
+        self._pending: Future[None] | None = None
 
     def add(self, layer: int, weights: torch.Tensor) -> None:
         """`weights` is ``[n_heads, seq_len, seq_len]`` on any device."""
         weights = weights.detach()
         layer_attention = weights.float().cpu().numpy()  # no copy for float32 on the CPU
-        if self.full is not None:
-            # Casting in torch is several times faster than numpy's float16 conversion.
-            self.full[layer] = weights.to("cpu", torch.float16).numpy()
-        else:
-            assert self.builder is not None
-            self.builder.add_layer(layer, layer_attention)
+        if self.builder is not None:
+            # Reduced on the worker while the forward goes on (the array keeps the tensor
+            # alive). Waiting for the previous layer first keeps at most two layers' weights
+            # in memory. The builder computes the statistics too; `results` takes them.
+            self._wait()
+            self._pending = _REDUCER.submit(self.builder.add_layer, layer, layer_attention)
+            return
+        assert self.full is not None
+        # Casting in torch is several times faster than numpy's float16 conversion.
+        self.full[layer] = weights.to("cpu", torch.float16).numpy()
         for name, values in layer_head_stats(layer_attention).items():
             self.stats[name][layer] = values
+
+    def _wait(self) -> None:
+        """Let the layer in flight finish; its error, if any, is raised here."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
 
     def results(self) -> dict[str, object]:
         if self.builder is None:
             return {"attention": self.full, "compact": None, "stats": self.stats}
+        self._wait()
         compact = self.builder.build()
         return {"attention": None, "compact": compact, "stats": compact.stats}
 

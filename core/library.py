@@ -140,7 +140,7 @@ def search_history(
     if query.trash:
         readable = permissions.trash_filter(viewer)
     else:
-        readable = permissions.read_filter(viewer) & permissions.scope_filter(viewer, query.scope)
+        readable = permissions.list_filter(viewer, query.scope, dialect=_dialect(session))
     filters = SearchFilters(
         text=query.text,
         model_ids=query.model_ids,
@@ -158,6 +158,10 @@ def search_history(
         cursor=cursor,
         page_size=max(1, min(query.page_size, MAX_PAGE_SIZE)),
     )
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
 
 
 def filter_choices(*, session: Session, viewer: Viewer) -> tuple[list[str], list[str]]:
@@ -308,7 +312,7 @@ def export_json(*, session: Session, viewer: Viewer, visualization_id: int) -> b
 
 def export_csv(*, session: Session, viewer: Viewer) -> bytes:
     """CSV of all the viewer's own live analyses."""
-    readable = permissions.read_filter(viewer) & permissions.scope_filter(viewer, Scope.MINE)
+    readable = permissions.list_filter(viewer, Scope.MINE, dialect=_dialect(session))
     return export.csv_bytes(queries.summary_rows(session=session, readable=readable))
 
 

@@ -11,7 +11,7 @@ Records are private by default. Rules, by role:
 it appears only in its owner's (or an admin's) Trash, from where it can be restored.
 
 The Python checks (`can_read`, `can_write`, ...) judge one loaded record; the SQL builders
-(`read_filter`, `trash_filter`, `scope_filter`) express the same rules as WHERE clauses so
+(`read_filter`, `list_filter`, `trash_filter`) express the same rules as WHERE clauses so
 that every list query shows exactly what `can_read` allows. Tests hold the two in step.
 """
 
@@ -25,7 +25,17 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, false, select, true
 
-from db.models import Annotation, Comparison, Grant, Role, Visualization
+from db.models import (
+    PG_FILTER_TERMS,
+    PUBLIC_TERM,
+    Annotation,
+    Comparison,
+    Grant,
+    Role,
+    Visualization,
+    grantee_term,
+    owner_term,
+)
 
 SavedModel = type[Visualization] | type[Comparison]
 
@@ -102,20 +112,40 @@ def can_edit_annotation(viewer: Viewer, annotation: Annotation) -> bool:
     return can_create(viewer) and annotation.author_id == viewer.user_id
 
 
-def shared_filter(viewer: Viewer, model: SavedModel) -> ColumnElement[bool]:
+def _uses_terms(model: SavedModel, dialect: str | None) -> bool:
+    """Whether to express the rules through Postgres's indexed filter terms."""
+    return dialect == "postgresql" and model is Visualization
+
+
+def shared_filter(viewer: Viewer, model: SavedModel, *, dialect: str | None = None) -> ColumnElement[bool]:
     """Rows of ``model`` granted to the viewer and not revoked."""
     if viewer.user_id is None:
         return false()
+    if _uses_terms(model, dialect):
+        return PG_FILTER_TERMS.contains([grantee_term(viewer.user_id)])
     target = Grant.visualization_id if model is Visualization else Grant.comparison_id
     granted = select(target).where(Grant.grantee_id == viewer.user_id, Grant.revoked_at.is_(None))
     return model.id.in_(granted)
 
 
-def read_filter(viewer: Viewer, model: SavedModel = Visualization) -> ColumnElement[bool]:
-    """WHERE clause: the live rows of ``model`` that `can_read` allows."""
+def read_filter(
+    viewer: Viewer, model: SavedModel = Visualization, *, dialect: str | None = None
+) -> ColumnElement[bool]:
+    """WHERE clause: the live rows of ``model`` that `can_read` allows.
+
+    With ``dialect="postgresql"`` visualizations are filtered through their indexed filter
+    terms (`db.models.PG_FILTER_TERMS`), which state the same facts, so the full-text index
+    applies the rule before any row is read.
+    """
     live = model.deleted_at.is_(None)
     if viewer.is_admin:
         return live
+    if _uses_terms(model, dialect):
+        terms = [PUBLIC_TERM]
+        if _reads_private(viewer):
+            assert viewer.user_id is not None
+            terms += [owner_term(viewer.user_id), grantee_term(viewer.user_id)]
+        return live & PG_FILTER_TERMS.overlap(terms)
     if not _reads_private(viewer):
         return live & (model.is_public == true())
     return live & (
@@ -133,12 +163,28 @@ def trash_filter(viewer: Viewer, model: SavedModel = Visualization) -> ColumnEle
     return deleted & (model.owner_id == viewer.user_id)
 
 
-def scope_filter(viewer: Viewer, scope: Scope, model: SavedModel = Visualization) -> ColumnElement[bool]:
-    """WHERE clause narrowing readable rows to one scope; always combined with `read_filter`."""
-    if scope is Scope.MINE:
-        return model.owner_id == viewer.user_id if viewer.user_id is not None else false()
+def list_filter(
+    viewer: Viewer, scope: Scope, model: SavedModel = Visualization, *, dialect: str | None = None
+) -> ColumnElement[bool]:
+    """WHERE clause for a list in one scope: the rows of `read_filter` in that scope.
+
+    Each scope is a subset of what the viewer reads, stated directly (public rows are
+    readable by all; own and granted rows by anyone who reads private rows), so the
+    database sees one simple condition rather than two overlapping ones.
+    """
+    if scope is Scope.ALL:
+        return read_filter(viewer, model, dialect=dialect)
+    live = model.deleted_at.is_(None)
+    terms = _uses_terms(model, dialect)
     if scope is Scope.PUBLIC:
-        return model.is_public == true()
-    if scope is Scope.SHARED:
-        return shared_filter(viewer, model)
-    return true()
+        return live & (PG_FILTER_TERMS.contains([PUBLIC_TERM]) if terms else model.is_public == true())
+    if not _reads_private(viewer):
+        return false()
+    assert viewer.user_id is not None
+    if scope is Scope.MINE:
+        return live & (
+            PG_FILTER_TERMS.contains([owner_term(viewer.user_id)])
+            if terms
+            else model.owner_id == viewer.user_id
+        )
+    return live & shared_filter(viewer, model, dialect=dialect)

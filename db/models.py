@@ -5,10 +5,11 @@ comparisons, grants (one user lets another read a record), share links (token ha
 audit events and jobs. Every foreign key and every filtered or sorted column leads an index.
 
 Full-text search lives outside the ORM because it is dialect specific; the Alembic
-migration creates it: on Postgres a generated ``search_vector`` tsvector column with a GIN
-index, on SQLite an FTS5 table ``visualizations_fts`` kept in step by triggers.
-Both index title, input text, generated text and ``annotation_text`` (the bodies of a
-visualization's annotations, denormalised on every annotation write).
+migrations create it: on Postgres a generated ``search_vector`` tsvector column, indexed by
+one GIN index together with ``filter_terms`` (see `PG_FILTER_TERMS`); on SQLite an FTS5
+table ``visualizations_fts`` kept in step by triggers. Both index title, input text,
+generated text and ``annotation_text`` (the bodies of a visualization's annotations,
+denormalised on every annotation write).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    literal_column,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 NAMING_CONVENTION = {
@@ -54,6 +56,26 @@ MAX_TAG_CHARS = 40
 MAX_ANNOTATION_CHARS = 5_000
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+# Postgres-only columns made by the migrations and left unmapped (SQLite has no equivalent):
+# the full-text vector, and the filter terms indexed with it (revision 0002), one per fact
+# a history list filters on: "public" or "private", "owner:<id>", "model:<id>", and
+# "user:<id>" for each user holding a live grant.
+PG_SEARCH_VECTOR = literal_column("visualizations.search_vector")
+PG_FILTER_TERMS = literal_column("visualizations.filter_terms", ARRAY(Text))
+PUBLIC_TERM = "public"
+
+
+def owner_term(user_id: int) -> str:
+    return f"owner:{user_id}"
+
+
+def grantee_term(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def model_term(model_id: str) -> str:
+    return f"model:{model_id}"
 
 
 class AttentionTooLargeError(ValueError):

@@ -9,7 +9,7 @@ from streamlit.delta_generator import DeltaGenerator
 from core import compare_store, library
 from core.alignment import Granularity
 from core.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
-from core.compare import CompareOutcome, CompareRequest, run_comparison
+from core.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
 from core.errors import HeadlightError, validation_message
 from core.identity import local_viewer
 from core.registry import ModelSpec
@@ -65,17 +65,25 @@ def _run(service: AnalysisService, request: CompareRequest, actor: Actor) -> Non
 def _save_panel(outcome: CompareOutcome) -> None:
     if outcome.comparison is None:
         return
+    comparison = outcome.comparison
     with st.container(border=True):
-        title_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
+        title_col, save_col, export_col = st.columns([5, 1, 1], vertical_alignment="bottom")
         title = title_col.text_input("Title", max_chars=200, key="compare.save.title")
+        export_col.download_button(
+            "Export",
+            data=lambda: comparison_to_json(comparison),
+            file_name=f"headlight-comparison-{comparison.a.model.model_id}-{comparison.b.model.model_id}.json",
+            mime="application/json",
+            key="compare.export",
+        )
         saved = st.session_state.get(SAVED_ID)
-        if button_col.button("Save", key="compare.save.button", disabled=saved is not None):
+        if save_col.button("Save", key="compare.save.button", disabled=saved is not None):
             try:
                 with library.unit_of_work() as session:
                     saved = compare_store.save_comparison(
                         session=session,
                         viewer=local_viewer(session),
-                        comparison=outcome.comparison,
+                        comparison=comparison,
                         request=outcome.request,
                         title=title,
                     )

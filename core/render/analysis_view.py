@@ -11,12 +11,15 @@ import streamlit.components.v1 as components
 from core import compact as compact_codec
 from core import plots, resources
 from core.analysis import Analysis
-from core.render import bertviz_html
+from core.render import attention_view, bertviz_html
 from core.render.text import next_token_rows, prompt_and_continuation_html
 
 # Plotly draws one cell per pair of tokens; past this the browser crawls, so a downsampled
 # overview is shown instead.
 HEATMAP_MAX_TOKENS = 384
+
+FAST_VIEW_TAB = "Attention (fast view)"
+BERTVIZ_TAB = "Attention (bertviz)"
 
 
 def _head_picker(analysis: Analysis, key: str) -> tuple[int, int]:
@@ -24,6 +27,32 @@ def _head_picker(analysis: Analysis, key: str) -> tuple[int, int]:
     layer = left.number_input("Layer", 0, analysis.model.n_layers - 1, 0, key=f"{key}.layer")
     head = right.number_input("Head", 0, analysis.model.n_heads - 1, 0, key=f"{key}.head")
     return int(layer), int(head)
+
+
+def _bertviz_fits(analysis: Analysis) -> bool:
+    """Whether bertviz's head view can show this analysis (else the fast view opens first)."""
+    info = analysis.model
+    return analysis.attention is not None and bertviz_html.fits_bertviz(
+        1, info.n_heads, analysis.seq_len, "head", prompt_len=analysis.prompt_len
+    )
+
+
+def _fast_view_tab(analysis: Analysis, key: str) -> None:
+    """Every head at a glance; the clicked head's full map is computed and sent in the same run."""
+    view_key = f"{key}.av"
+    # One fixed slot above the view for the recompute spinner and notices: an element that
+    # comes and goes before the view would move it, and Streamlit would rebuild its iframe.
+    slot = st.empty()
+    selection = attention_view.selected_head(analysis, view_key)
+    detail = None
+    if selection is not None:
+        with slot:
+            detail, notice = attention_view.load_head_detail(analysis, *selection)
+        if notice:
+            slot.caption(notice)
+        else:
+            slot.empty()
+    attention_view.attention_view(analysis, key=view_key, detail=detail)
 
 
 def _bertviz_tab(analysis: Analysis, key: str) -> float:
@@ -154,13 +183,16 @@ def render_analysis(analysis: Analysis, *, key: str) -> None:
     columns[2].metric("Load", f"{analysis.timings.load_s:.2f} s")
     columns[3].metric("Forward", f"{analysis.timings.forward_s:.2f} s")
     render_metric = columns[4].empty()
-    tabs = st.tabs(["Attention (bertviz)", "Head heatmap", "Head statistics", "Next tokens"])
+    labels = [FAST_VIEW_TAB, BERTVIZ_TAB, "Head heatmap", "Head statistics", "Next tokens"]
+    tabs = st.tabs(labels, default=BERTVIZ_TAB if _bertviz_fits(analysis) else FAST_VIEW_TAB)
     with tabs[0]:
-        render_s = _bertviz_tab(analysis, key)
+        _fast_view_tab(analysis, key)
     with tabs[1]:
-        _heatmap_tab(analysis, key)
+        render_s = _bertviz_tab(analysis, key)
     with tabs[2]:
-        _stats_tab(analysis, key)
+        _heatmap_tab(analysis, key)
     with tabs[3]:
+        _stats_tab(analysis, key)
+    with tabs[4]:
         _next_tokens_tab(analysis, key)
     render_metric.metric("Render", f"{render_s + analysis.timings.postprocess_s:.2f} s")

@@ -64,11 +64,10 @@ def similarity_figure(comparison: Comparison, *, grid: Grid, selected: int | Non
             figure.add_shape(type="rect", x0=x0, x1=x1, y0=row - 0.5, y1=row + 0.5, line=line)
     unit = "layer, head" if grid == "heads" else "layer"
     figure.update_layout(
-        title="Head similarity (1 − Jensen–Shannon divergence over aligned spans)",
         xaxis={"title": f"B: {b.model_id} ({unit})", "side": "top"},
         yaxis={"title": f"A: {a.model_id} ({unit})", "autorange": "reversed"},
         height=int(np.clip(140 + 4 * len(rows) if grid == "heads" else 140 + 22 * len(rows), 420, 1300)),
-        margin={"l": 10, "r": 10, "t": 110, "b": 10},
+        margin={"l": 10, "r": 10, "t": 90, "b": 10},
     )
     return figure
 
@@ -110,7 +109,11 @@ def layer_summary_figure(comparison: Comparison) -> go.Figure:
     figure.add_trace(diagonal.update(name="same relative depth", hoverinfo="skip"), row=1, col=2)
     figure.update_xaxes(title="relative depth (0 = first layer, 1 = last)", range=[-0.02, 1.02])
     figure.update_yaxes(range=[0, 1.02])
-    figure.update_layout(height=420, margin={"l": 10, "r": 10, "t": 60, "b": 10}, legend={"orientation": "h"})
+    figure.update_layout(
+        height=460,
+        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        legend={"orientation": "h", "y": -0.25},
+    )
     return figure
 
 
@@ -194,6 +197,10 @@ def _matched_heads(comparison: Comparison, key: str) -> None:
         on_change=_follow_selection,
         args=(comparison, key),
     )
+    st.caption(
+        "Similarity is 1 − the Jensen–Shannon divergence (bits) between two heads' attention rows "
+        "on the shared spans, averaged over the query spans: 1 means the same pattern."
+    )
     st.plotly_chart(similarity_figure(comparison, grid=grid, selected=selected), key=f"{key}.similarity")
     match = int(comparison.best_in_b[selected])
     score = float(comparison.similarity[selected, match])
@@ -201,17 +208,21 @@ def _matched_heads(comparison: Comparison, key: str) -> None:
         f"**A {labels_a[selected]}** best matches **B {labels_b[match]}** (similarity {score:.3f}"
         + (", below the match threshold: only in A)" if score < comparison.threshold else ")")
     )
-    span_a, span_b = st.columns(2)
     labels = comparison.alignment.labels
-    for column, analysis, pieces, index, name in (
-        (span_a, a, comparison.alignment.a, selected, f"A {a.model.model_id}"),
-        (span_b, b, comparison.alignment.b, match, f"B {b.model.model_id}"),
+    for column, side, analysis, pieces, index in zip(
+        st.columns(2),
+        "AB",
+        (a, b),
+        (comparison.alignment.a, comparison.alignment.b),
+        (selected, match),
+        strict=True,
     ):
         layer, head = split_head(index, analysis.model.n_heads)
         span_map = head_span_map(analysis, pieces, layer, head)
         figure = plots.head_heatmap(span_map, labels, layer=layer, head=head)
-        figure.update_layout(title=f"{name}: layer {layer}, head {head} on shared spans")
-        column.plotly_chart(figure, key=f"{key}.span_map.{name[0]}")
+        figure.update_layout(title=f"{side} · layer {layer}, head {head} (on shared spans)")
+        column.markdown(f"**{side}: {analysis.model.model_id}**")
+        column.plotly_chart(figure, key=f"{key}.span_map.{side}")
     st.dataframe(pair_stats_rows(comparison, selected, match), hide_index=True, key=f"{key}.pair_stats")
     st.caption(f"Heads whose best match scores below {comparison.threshold:.2f} are flagged.")
     only_a, only_b = st.columns(2)
@@ -251,7 +262,7 @@ def render_comparison(comparison: Comparison, *, key: str) -> None:
     alignment = comparison.alignment
     columns = st.columns(5)
     dropped = f"{len(alignment.dropped)} dropped"
-    columns[0].metric("Shared spans", f"{alignment.n_spans:,}", dropped, delta_color="off")
+    columns[0].metric("Shared spans", f"{alignment.n_spans:,}", dropped, delta_color="off", delta_arrow="off")
     columns[1].metric("Only in A", f"{comparison.only_in_a.size} / {comparison.similarity.shape[0]}")
     columns[2].metric("Only in B", f"{comparison.only_in_b.size} / {comparison.similarity.shape[1]}")
     columns[3].metric("Forward A + B", f"{comparison.forward_s:.2f} s")
@@ -265,6 +276,11 @@ def render_comparison(comparison: Comparison, *, key: str) -> None:
     with tabs[0]:
         _matched_heads(comparison, key)
     with tabs[1]:
+        st.caption(
+            "Left: per layer, the mean (solid) and lowest (dotted) best-match similarity of its "
+            "heads; dashed red, the flag threshold. Right: the mean relative depth of the other "
+            "model's layers where those best matches sit."
+        )
         st.plotly_chart(layer_summary_figure(comparison), key=f"{key}.layers")
     with tabs[2]:
         _statistics(comparison, key)

@@ -65,7 +65,16 @@ export function decodeDetail(p) {
     topkIndex: p.index_bytes === 2 ? new Uint16Array(index) : new Uint32Array(index),
     topkValue: base64Bytes(p.topk_value),
     edges: blockEdges(p.seq_len, p.size),
+    blockOf: blockOf(p.seq_len, p.size),
   };
+}
+
+/** The map row (or column) of every position [seq_len]: its block of blockEdges(seqLen, size). */
+function blockOf(seqLen, size) {
+  const edges = blockEdges(seqLen, size);
+  const out = new Int32Array(seqLen);
+  for (let block = 0; block < size; block++) out.fill(block, edges[block], edges[block + 1]);
+  return out;
 }
 
 /** The k most attended keys of `query`, [{key, weight}], largest first, zeros left out. */

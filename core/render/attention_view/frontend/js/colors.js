@@ -19,8 +19,9 @@ export const PALETTE = (() => {
 })();
 
 /**
- * Colour index of a weight given as a fraction of the head's largest (0..1). The square root
- * stretches the small weights that carry most of a row, which a linear scale leaves white.
+ * Colour index of a value in 0..1: a weight, or a thumbnail cell as a fraction of its head's
+ * largest. The square root stretches the small weights that most of a row is made of, which
+ * a linear scale would leave white.
  */
 export function colourIndex(fraction) {
   return Math.round(255 * Math.sqrt(Math.min(Math.max(fraction, 0), 1)));

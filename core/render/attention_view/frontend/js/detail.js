@@ -7,10 +7,13 @@ import { PALETTE, colourIndex } from "./colors.js";
 const MAX_CELL_PX = 48; // zoom stops when one cell is this wide
 const CLICK_SLOP = 3; // pixels a press may move and still count as a click
 
-/** The map as an image [D, D]: code * row_scale / 255 is the weight, coloured against the head's largest. */
+/**
+ * The map as an image [D, D]. Colour shows the weight itself (code * row_scale / 255), not a
+ * fraction of the head's largest: heads that dump most weight on one "sink" token would
+ * otherwise look empty everywhere else.
+ */
 export function detailImage(detail) {
   const { size, codes, rowScale } = detail;
-  const largest = rowScale.reduce((a, b) => Math.max(a, b), 0) || 1;
   const canvas = document.createElement("canvas");
   canvas.width = size;
   canvas.height = size;
@@ -19,7 +22,7 @@ export function detailImage(detail) {
   const pixels = image.data;
   const rowColour = new Uint8Array(256);
   for (let row = 0; row < size; row++) {
-    const factor = rowScale[row] / largest / 255;
+    const factor = rowScale[row] / 255;
     for (let code = 0; code < 256; code++) rowColour[code] = colourIndex(code * factor);
     let px = row * size * 4;
     for (let col = 0; col < size; col++, px += 4) {
