@@ -1,15 +1,36 @@
-"""Headlight entry point: page config and navigation; the screens live in pages/."""
+"""Headlight entry point: page config, the production secrets check, the login gate, and
+navigation over the screens this visitor may use (pages/)."""
 
 import streamlit as st
 
-st.set_page_config(page_title="Headlight", page_icon="🔦", layout="wide")
+from core import navigation, secrets
+from core.config import get_settings
+from core.render.auth import establish
 
-navigation = st.navigation(
-    [
-        st.Page("pages/generate.py", title="Generate", icon=":material/auto_awesome:", default=True),
-        st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
-        st.Page("pages/history.py", title="History", icon=":material/history:"),
-        st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
-    ]
+st.set_page_config(page_title="Headlight", page_icon="🔦", layout="wide")
+settings = get_settings()
+problems = secrets.production_problems(settings)
+if problems:
+    st.error(
+        "Headlight will not start in production until these are fixed:\n\n"
+        + "\n".join(f"- {problem}" for problem in problems)
+    )
+    st.stop()
+
+# Consulted on every run: with st.navigation a refresh or page switch is a new run.
+identity = establish(settings)
+screens = navigation.screens_for(
+    identity.viewer, guests_allowed=settings.guests_allowed, registration_open=settings.registration_open
 )
-navigation.run()
+pages = [
+    st.Page(
+        screen.path,
+        title=screen.title,
+        icon=screen.icon,
+        url_path=screen.url_path,
+        default=index == 0,
+        visibility="hidden" if screen.hidden else "visible",
+    )
+    for index, screen in enumerate(screens)
+]
+st.navigation(pages).run()

@@ -1,20 +1,33 @@
-"""Settings from the environment (and `.env`), with embedded defaults that need no setup."""
+"""Settings from the environment (and `.env`, then `.streamlit/secrets.toml`), with embedded
+defaults that need no setup.
+
+`.streamlit/secrets.toml` takes the field names (``cookie_key = "..."``) and, for the two
+URLs, ``DATABASE_URL`` and ``REDIS_URL``; the environment wins over it. Whether the values
+are fit for production is checked by `core.secrets.production_problems`.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRETS_FILE = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+PRODUCTION = "production"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEADLIGHT_", env_file=".env", extra="ignore")
 
-    env: str = "development"
+    env: str = Field(default="development", pattern="^(development|production)$")
     data_dir: Path = PROJECT_ROOT / "data"
     registry_path: Path = PROJECT_ROOT / "models.yaml"
     database_url: str | None = Field(
@@ -37,6 +50,25 @@ class Settings(BaseSettings):
 
     cache_ttl_seconds: int = Field(default=3600, ge=1)
     cache_memory_max_mb: int = Field(default=512, ge=1)
+    # Signs the login cookie (a JWT). Unset in development: a random key is generated once
+    # under data_dir (core/secrets.py); production refuses to start without a real one.
+    cookie_key: SecretStr | None = None
+    cookie_name: str = "headlight_auth"
+    cookie_expiry_days: float = Field(default=7.0, ge=0)
+    # None means: on in development, off in production.
+    registration_enabled: bool | None = None
+    guest_mode: bool | None = None
+    # Role given to people who register themselves (never admin).
+    registration_role: str = Field(default="analyst", pattern="^(analyst|viewer)$")
+    # This many failed logins in a row lock the account for lock_minutes.
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lock_minutes: int = Field(default=15, ge=1)
+    # Failed share-link lookups allowed per client (IP address, else browser session).
+    share_token_limit: str = "10/minute"
+    # Origin used in share links (e.g. https://headlight.example.org) when the app sits
+    # behind a proxy; unset, links use the address the browser is on.
+    public_url: str | None = None
+
     # Analyses per window, by role; "anonymous" applies to anyone not signed in.
     rate_limits: dict[str, str] = {
         "admin": "60/minute",
@@ -49,9 +81,36 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_format: str = Field(default="json", pattern="^(json|text)$")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # SECRETS_FILE is read at each instantiation so tests can point it elsewhere.
+        secrets_toml = TomlConfigSettingsSource(settings_cls, toml_file=SECRETS_FILE)
+        return init_settings, env_settings, dotenv_settings, secrets_toml, file_secret_settings
+
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model-cache"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == PRODUCTION
+
+    @property
+    def registration_open(self) -> bool:
+        """Whether visitors may create accounts (default: only in development)."""
+        return self.registration_enabled if self.registration_enabled is not None else not self.is_production
+
+    @property
+    def guests_allowed(self) -> bool:
+        """Whether visitors who are not signed in may use the app (default: only in development)."""
+        return self.guest_mode if self.guest_mode is not None else not self.is_production
 
 
 @lru_cache(maxsize=1)

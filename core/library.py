@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,9 +25,9 @@ from core.analysis import Analysis
 from core.errors import HeadlightError, validation_message
 from core.permissions import Scope, Viewer
 from core.records import record_fields
-from db import queries
+from db import queries, search
 from db.models import MAX_ANNOTATION_CHARS, MAX_TAG_CHARS, MAX_TITLE_CHARS, Annotation, Visualization
-from db.queries import SearchFilters, SearchPage, Sort
+from db.search import SearchFilters, SearchPage, Sort
 from db.session import get_sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class HistoryQuery:
     model_ids: tuple[str, ...] = ()
     date_from: date | None = None
     date_to: date | None = None
-    tags: tuple[str, ...] = field(default_factory=tuple)
+    tags: tuple[str, ...] = ()
     sort: Sort = Sort.NEWEST
     trash: bool = False
     page_size: int = 20
@@ -150,7 +150,7 @@ def search_history(
         ),
         tags=tuple(parse_tags(query.tags)),
     )
-    return queries.search_visualizations(
+    return search.search_visualizations(
         session=session,
         readable=readable,
         filters=filters,
@@ -178,8 +178,13 @@ def open_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> Vi
     )
     shared = _shared(session, viewer, visualization_id)
     if record is None or not permissions.can_read(viewer, record, shared_ids=shared):
-        raise NotFoundError(f"Analysis #{visualization_id} was not found. It may have been deleted.")
+        raise not_found(visualization_id)
     return record
+
+
+def not_found(visualization_id: int) -> NotFoundError:
+    """The one answer for an analysis that is missing, deleted, private or behind a bad link."""
+    return NotFoundError(f"Analysis #{visualization_id} was not found. It may have been deleted.")
 
 
 def _shared(session: Session, viewer: Viewer, visualization_id: int) -> set[int]:
@@ -269,7 +274,7 @@ def annotate(
     """Add an annotation (``values``: body, layer, head, token_start, token_end)."""
     note = _annotation_input(values)
     record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
-    if not permissions.can_annotate(viewer, record, shared_ids={record.id}):
+    if not permissions.can_annotate(viewer, record, shared_ids=_shared(session, viewer, record.id)):
         raise PermissionDeniedError("Your role cannot annotate analyses.")
     assert viewer.user_id is not None
     notes = [(note.body, note.pin_for(record))]

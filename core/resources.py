@@ -19,6 +19,7 @@ from core.logs import configure_logging
 from core.rate_limit import RateLimiter
 from core.registry import load_registry
 from core.service import AnalysisService
+from core.sharing import SHARE_LIMIT_ROLE
 
 
 @st.cache_resource(show_spinner=False)
@@ -56,6 +57,17 @@ def get_service() -> AnalysisService:
         s.cache_ttl_seconds,
         tuple(sorted(s.rate_limits.items())),
     )
+
+
+@st.cache_resource(show_spinner=False)
+def _share_limiter(limit: str, redis_url: str | None) -> RateLimiter:
+    return RateLimiter({SHARE_LIMIT_ROLE: limit}, redis_url)
+
+
+def get_share_limiter() -> RateLimiter:
+    """Failed share-link lookups per client, one limiter per process (Redis when configured)."""
+    s = get_settings()
+    return _share_limiter(s.share_token_limit, s.redis_url)
 
 
 @st.cache_data(show_spinner="Building the neuron view…", max_entries=32)

@@ -59,8 +59,8 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 # Postgres-only columns made by the migrations and left unmapped (SQLite has no equivalent):
 # the full-text vector, and the filter terms indexed with it (revision 0002), one per fact
-# a history list filters on: "public" or "private", "owner:<id>", "model:<id>", and
-# "user:<id>" for each user holding a live grant.
+# a history list filters on: "public" or "private", "owner:<id>", "model:<id>",
+# "user:<id>" for each user holding a live grant, and "tag:<tag>" for each tag.
 PG_SEARCH_VECTOR = literal_column("visualizations.search_vector")
 PG_FILTER_TERMS = literal_column("visualizations.filter_terms", ARRAY(Text))
 PUBLIC_TERM = "public"
@@ -76,6 +76,10 @@ def grantee_term(user_id: int) -> str:
 
 def model_term(model_id: str) -> str:
     return f"model:{model_id}"
+
+
+def tag_term(tag: str) -> str:
+    return f"tag:{tag}"
 
 
 class AttentionTooLargeError(ValueError):

@@ -19,7 +19,7 @@ from core import library
 from core.identity import local_viewer
 from core.library import HistoryQuery
 from core.permissions import Scope, Viewer
-from db.queries import HistoryRow, SearchPage, Sort
+from db.search import HistoryRow, SearchPage, Sort
 
 FLASH = "history.flash"
 OPEN = "history.open_id"
@@ -124,7 +124,8 @@ def pager(page: SearchPage, *, page_size: int) -> None:
     left, middle, right = st.columns([1, 3, 1], vertical_alignment="center")
     left.button("← Previous", key="history.list.previous", disabled=len(stack) == 1, on_click=_previous_page)
     shown = f"{first:,}–{first + len(page.rows) - 1:,}" if page.rows else "0"
-    middle.caption(f"Showing {shown} of {page.total:,}")
+    total = f"{page.total:,}+" if page.total_capped else f"{page.total:,}"
+    middle.caption(f"Showing {shown} of {total}")
     right.button(
         "Next →",
         key="history.list.next",

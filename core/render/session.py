@@ -1,17 +1,22 @@
-"""Who is using this browser session: the actor for limits and logs, and activity."""
+"""Who is using this browser session: the viewer for permissions, the actor for limits and
+logs, and activity.
+
+The login gate (`core.render.auth`, run by app.py on every run) stores the signed-in user's
+`Viewer` and `Actor` here; without them the session is an anonymous visitor (guest mode).
+"""
 
 from __future__ import annotations
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from core.auth import anonymous_actor
+from core.permissions import ANONYMOUS, Viewer
 from core.service import Actor
 from core.telemetry import TELEMETRY
 
-# Signed-in users are stored here by the login gate; without it the app runs as one
-# local analyst (the embedded single-user default).
 USER_STATE_KEY = "auth.actor"
-LOCAL_ACTOR = Actor(key="local", role="analyst")
+VIEWER_STATE_KEY = "auth.viewer"
 
 
 def session_id() -> str:
@@ -19,9 +24,19 @@ def session_id() -> str:
     return ctx.session_id if ctx is not None else "no-session"
 
 
+def client_id() -> str:
+    """The visitor's IP address, or this browser session when there is none (localhost)."""
+    return st.context.ip_address or session_id()
+
+
 def current_actor() -> Actor:
     actor = st.session_state.get(USER_STATE_KEY)
-    return actor if isinstance(actor, Actor) else LOCAL_ACTOR
+    return actor if isinstance(actor, Actor) else anonymous_actor(client_id())
+
+
+def current_viewer() -> Viewer:
+    viewer = st.session_state.get(VIEWER_STATE_KEY)
+    return viewer if isinstance(viewer, Viewer) else ANONYMOUS
 
 
 def mark_active() -> None:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from core import library, permissions
 from core.library import HistoryQuery, NotFoundError, PermissionDeniedError
 from core.permissions import ANONYMOUS, Scope, Viewer
-from db.models import Grant, Role, Visualization
+from db.models import Grant, Role, Visualization, VisualizationTag, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
 from tests.factories import make_analysis
@@ -148,3 +148,44 @@ def test_scope_filters_never_widen_reads(session: Session, world: tuple) -> None
                 session=session, viewer=viewers[who], query=HistoryQuery(scope=scope, page_size=100)
             )
             assert {row.title for row in page.rows} <= readable
+
+
+def test_grants_tags_and_visibility_changes_reach_every_filter(
+    session: Session, make_user: UserFactory
+) -> None:
+    """Granting, revoking, tagging, untagging and publishing later are seen by the lists
+    (on Postgres they flow into the indexed filter terms through triggers and a generated column)."""
+    owner, reader = make_user("owner"), make_user("reader")
+    record = save(session, owner, "a quiet analysis of zebras")
+
+    def listed(**query: object) -> bool:
+        page = library.search_history(session=session, viewer=reader, query=HistoryQuery(**query))
+        return record.id in {row.id for row in page.rows}
+
+    grant = Grant(visualization_id=record.id, grantee_id=reader.user_id, granted_by=owner.user_id)
+    session.add(grant)
+    session.flush()
+    assert listed(scope=Scope.SHARED) and listed(text="zebras")
+    grant.revoked_at = utcnow()
+    session.flush()
+    assert not listed(scope=Scope.SHARED) and not listed(text="zebras")
+    grant.revoked_at = None
+    session.flush()
+    assert listed(scope=Scope.SHARED)
+    session.delete(grant)
+    session.flush()
+    assert not listed()
+
+    record.is_public = True
+    session.flush()
+    assert listed(scope=Scope.PUBLIC, text="zebras")
+    tag = VisualizationTag(visualization_id=record.id, tag="stripes")
+    session.add(tag)
+    session.flush()
+    assert listed(tags=("stripes",), text="zebras")
+    session.delete(tag)
+    session.flush()
+    assert not listed(tags=("stripes",))
+    record.is_public = False
+    session.flush()
+    assert not listed(scope=Scope.PUBLIC)

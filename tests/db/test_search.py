@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 from core import library
 from core.library import HistoryQuery
 from core.permissions import Scope, Viewer
+from db import search
 from db.models import Grant, Role, Visualization
-from db.queries import Cursor, Sort, fts5_query
+from db.search import Cursor, Sort, fts5_query
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
 
@@ -265,3 +266,25 @@ def test_fts5_query_quotes_every_term() -> None:
     assert fts5_query('a"b') == ('("a""b")', None)
     assert fts5_query("-only -minus") == (None, '"only" OR "minus"')
     assert fts5_query("😀 ' --") == (None, None)
+
+
+def test_counts_stop_at_the_cap_but_pages_go_on(
+    session: Session, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past COUNT_CAP matches the total reads "cap+" and paging still reaches every row."""
+    monkeypatch.setattr(search, "COUNT_CAP", 5)
+    owner = make_user("sam")
+    for i in range(8):
+        save(session, owner, f"capped row {i}", day=i)
+    page = library.search_history(session=session, viewer=owner, query=HistoryQuery(page_size=3))
+    assert (page.total, page.total_capped) == (5, True)
+    ids, _ = _all_ids(session, owner, Sort.OLDEST, page_size=3)
+    assert len(ids) == 8
+    narrow = library.search_history(
+        session=session, viewer=owner, query=HistoryQuery(text="row", page_size=3)
+    )
+    assert narrow.total_capped
+    exact = library.search_history(
+        session=session, viewer=owner, query=HistoryQuery(date_to=date(2026, 1, 3), page_size=3)
+    )
+    assert (exact.total, exact.total_capped) == (3, False)

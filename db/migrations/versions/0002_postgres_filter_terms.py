@@ -1,15 +1,17 @@
-"""Postgres: permission and model filters inside the full-text index.
+"""Postgres: permission, model and tag filters inside the full-text index.
 
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22
 
-A frequent word matches a large share of all analyses; checking each match's visibility
-in the table costs one page read per row. Here each row carries ``filter_terms``
-(``public``/``private``, ``owner:<id>``, ``model:<id>``, and ``user:<id>`` for every live
-grant) and one GIN index holds the search vector and these terms together, so the index
-alone intersects "matches the words" with "readable by this viewer" before any row is
-read. ``grantee_terms`` is kept in step with ``grants`` by a trigger. SQLite is unchanged.
+A frequent word matches a large share of all analyses; checking each match's visibility,
+model or tags in the table costs one page read per row. Here each row carries
+``filter_terms``: ``public`` or ``private``, ``owner:<id>``, ``model:<id>``, ``user:<id>``
+for every live grant and ``tag:<tag>`` for every tag. One GIN index holds the search
+vector and these terms together, so the index alone intersects "matches the words" with
+"readable by this viewer, of this model, with these tags" before any row is read.
+``grantee_terms`` and ``tag_terms`` are kept in step with ``grants`` and
+``visualization_tags`` by triggers. SQLite is unchanged.
 """
 from typing import Sequence, Union
 
@@ -25,11 +27,24 @@ FILTER_TERMS = """
         CASE WHEN is_public THEN 'public' ELSE 'private' END,
         'owner:' || owner_id::text,
         'model:' || model_id::text
-    ] || grantee_terms
+    ] || grantee_terms || tag_terms
 """
 
-REFRESH_GRANTEES = """
-CREATE FUNCTION visualizations_refresh_grantees() RETURNS trigger LANGUAGE plpgsql AS $$
+# (terms column, source table, the terms of one visualization from that table)
+DERIVED = {
+    "grantee_terms": (
+        "grants",
+        "SELECT 'user:' || grantee_id::text FROM grants "
+        "WHERE visualization_id = {id} AND revoked_at IS NULL ORDER BY grantee_id",
+    ),
+    "tag_terms": (
+        "visualization_tags",
+        "SELECT 'tag:' || tag::text FROM visualization_tags WHERE visualization_id = {id} ORDER BY tag",
+    ),
+}
+
+REFRESH = """
+CREATE FUNCTION visualizations_refresh_{column}() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     target integer;
 BEGIN
@@ -39,10 +54,7 @@ BEGIN
             CASE WHEN TG_OP <> 'DELETE' THEN NEW.visualization_id END
         ]) AS changed(id) WHERE id IS NOT NULL
     LOOP
-        UPDATE visualizations SET grantee_terms = ARRAY(
-            SELECT 'user:' || grantee_id::text FROM grants
-            WHERE visualization_id = target AND revoked_at IS NULL ORDER BY grantee_id
-        ) WHERE id = target;
+        UPDATE visualizations SET {column} = ARRAY({terms}) WHERE id = target;
     END LOOP;
     RETURN NULL;
 END
@@ -53,19 +65,18 @@ $$
 def upgrade() -> None:
     if op.get_context().dialect.name != "postgresql":
         return
-    op.execute("ALTER TABLE visualizations ADD COLUMN grantee_terms text[] NOT NULL DEFAULT '{}'")
+    for column, (table, terms) in DERIVED.items():
+        op.execute(f"ALTER TABLE visualizations ADD COLUMN {column} text[] NOT NULL DEFAULT '{{}}'")
+        op.execute(
+            f"UPDATE visualizations SET {column} = ARRAY({terms.format(id='visualizations.id')}) "
+            f"WHERE id IN (SELECT visualization_id FROM {table})"
+        )
+        op.execute(REFRESH.format(column=column, terms=terms.format(id="target")))
+        op.execute(
+            f"CREATE TRIGGER {table}_refresh_{column} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+            f"FOR EACH ROW EXECUTE FUNCTION visualizations_refresh_{column}()"
+        )
     op.execute(f"ALTER TABLE visualizations ADD COLUMN filter_terms text[] GENERATED ALWAYS AS ({FILTER_TERMS}) STORED")
-    op.execute(REFRESH_GRANTEES)
-    op.execute(
-        "CREATE TRIGGER grants_refresh_grantees AFTER INSERT OR UPDATE OR DELETE ON grants "
-        "FOR EACH ROW EXECUTE FUNCTION visualizations_refresh_grantees()"
-    )
-    op.execute(
-        "UPDATE visualizations SET grantee_terms = ARRAY("
-        "SELECT 'user:' || g.grantee_id::text FROM grants g "
-        "WHERE g.visualization_id = visualizations.id AND g.revoked_at IS NULL ORDER BY g.grantee_id) "
-        "WHERE id IN (SELECT visualization_id FROM grants)"
-    )
     op.execute("DROP INDEX ix_visualizations_search_vector")
     op.execute(
         "CREATE INDEX ix_visualizations_search ON visualizations "
@@ -78,7 +89,8 @@ def downgrade() -> None:
         return
     op.execute("DROP INDEX ix_visualizations_search")
     op.execute("CREATE INDEX ix_visualizations_search_vector ON visualizations USING gin (search_vector)")
-    op.execute("DROP TRIGGER grants_refresh_grantees ON grants")
-    op.execute("DROP FUNCTION visualizations_refresh_grantees()")
     op.execute("ALTER TABLE visualizations DROP COLUMN filter_terms")
-    op.execute("ALTER TABLE visualizations DROP COLUMN grantee_terms")
+    for column, (table, _) in DERIVED.items():
+        op.execute(f"DROP TRIGGER {table}_refresh_{column} ON {table}")
+        op.execute(f"DROP FUNCTION visualizations_refresh_{column}()")
+        op.execute(f"ALTER TABLE visualizations DROP COLUMN {column}")

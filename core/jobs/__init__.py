@@ -1,0 +1,1 @@
+"""Background jobs: one status contract, framework-free task code, Celery and an embedded runner."""

@@ -1,0 +1,83 @@
+"""Reading the audit log, in the manner of `db.queries`: keyword-only ``session``, never a
+commit, and a required ``readable`` WHERE clause (from `core.permissions.audit_filter`).
+Events are written by `db.queries.add_audit_event`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session, aliased
+
+from db.models import AuditEvent, User
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """Narrowing an audit list; empty fields do not filter. ``until`` is exclusive."""
+
+    actions: tuple[str, ...] = ()
+    actor: str = ""
+    target_type: str | None = None
+    target_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str | None
+    action: str
+    target_type: str | None
+    target_id: int | None
+    detail: dict[str, Any]
+
+
+def list_events(
+    *, session: Session, readable: ColumnElement[bool], filters: AuditFilters, limit: int = 500
+) -> list[AuditRow]:
+    """The newest ``limit`` events that ``readable`` admits and ``filters`` keep, newest first."""
+    actor = aliased(User)
+    query = (
+        select(AuditEvent, actor.username)
+        .outerjoin(actor, actor.id == AuditEvent.actor_id)
+        .where(readable)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    )
+    if filters.actions:
+        query = query.where(AuditEvent.action.in_(filters.actions))
+    if filters.actor:
+        query = query.where(actor.username == filters.actor.lower())
+    if filters.target_type:
+        query = query.where(AuditEvent.target_type == filters.target_type)
+    if filters.target_id is not None:
+        query = query.where(AuditEvent.target_id == filters.target_id)
+    if filters.since is not None:
+        query = query.where(AuditEvent.at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEvent.at < filters.until)
+    return [
+        AuditRow(
+            id=event.id,
+            at=event.at,
+            actor=username,
+            action=event.action,
+            target_type=event.target_type,
+            target_id=event.target_id,
+            detail=dict(event.detail or {}),
+        )
+        for event, username in session.execute(query)
+    ]
+
+
+def actions(*, session: Session, readable: ColumnElement[bool]) -> list[str]:
+    """The distinct actions among readable events, sorted (for the filter menu)."""
+    return list(
+        session.scalars(select(AuditEvent.action).where(readable).distinct().order_by(AuditEvent.action))
+    )

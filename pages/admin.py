@@ -1,0 +1,86 @@
+"""Admin: list users, change roles, deactivate, reset passwords. Admins only."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from core import accounts, library, permissions
+from core.accounts import ASSIGNABLE_ROLES, UserRow
+from core.errors import HeadlightError
+from core.permissions import Viewer
+from core.render.session import current_viewer
+from db.models import Role, utcnow
+
+FLASH = "admin.flash"
+NEW_PASSWORD = "admin.new_password"
+
+
+def _act(action: str, user_id: int, role: Role | None = None) -> None:
+    """One button's action in one transaction; its outcome is shown on the next run."""
+    viewer = current_viewer()
+    try:
+        with library.unit_of_work() as session:
+            st.session_state[FLASH] = ("success", _do(session, viewer, action, user_id, role))
+    except HeadlightError as exc:
+        st.session_state[FLASH] = ("error", str(exc))
+
+
+def _do(session: Session, viewer: Viewer, action: str, user_id: int, role: Role | None) -> str:
+    if action == "role" and role is not None:
+        accounts.change_role(session=session, viewer=viewer, user_id=user_id, role=role)
+        return f"User #{user_id} is now {role.value}."
+    if action in ("deactivate", "activate"):
+        accounts.set_active(session=session, viewer=viewer, user_id=user_id, active=action == "activate")
+        return f"User #{user_id} {action}d."
+    password = accounts.reset_password(session=session, viewer=viewer, user_id=user_id)
+    st.session_state[NEW_PASSWORD] = (user_id, password)
+    return f"User #{user_id} has a new password (shown once below); any lock is lifted."
+
+
+def _user_actions(user: UserRow) -> None:
+    left, middle, right = st.columns(3, vertical_alignment="bottom")
+    role = left.selectbox(
+        "Role",
+        ASSIGNABLE_ROLES,
+        index=ASSIGNABLE_ROLES.index(user.role) if user.role in ASSIGNABLE_ROLES else 0,
+        format_func=lambda r: r.value,
+        key=f"admin.role.{user.id}",
+    )
+    left.button("Change role", key="admin.role.apply", on_click=_act, args=("role", user.id, role))
+    toggle = "activate" if not user.is_active else "deactivate"
+    middle.button(toggle.capitalize(), key="admin.active", on_click=_act, args=(toggle, user.id))
+    right.button("Reset password", key="admin.reset", on_click=_act, args=("reset", user.id))
+
+
+def main() -> None:
+    st.title("Admin")
+    viewer = current_viewer()
+    if not permissions.can_manage_users(viewer):
+        st.error("Only admins can open the Admin screen.")
+        return
+    kind, message = st.session_state.pop(FLASH, (None, None))
+    if kind:
+        (st.success if kind == "success" else st.error)(message)
+    try:
+        with library.unit_of_work() as session:
+            users = accounts.list_users(session=session, viewer=viewer, now=utcnow())
+    except HeadlightError as exc:
+        st.error(str(exc))
+        return
+    table = [{**asdict(user), "role": user.role.value} for user in users]
+    st.dataframe(table, hide_index=True, key="admin.users")
+    by_id = {user.id: user for user in users}
+    chosen = st.selectbox(
+        "User", list(by_id), format_func=lambda i: f"#{i} {by_id[i].username}", key="admin.user"
+    )
+    _user_actions(by_id[chosen])
+    shown = st.session_state.pop(NEW_PASSWORD, None)
+    if shown:
+        st.warning(f"New password for user #{shown[0]} — pass it on securely; it is not shown again:")
+        st.code(shown[1], language=None)
+
+
+main()
