@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test lint bench clean
+.PHONY: install run worker test lint bench clean
 
 $(STAMP): requirements.txt requirements-models.txt requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/streamlit run app.py --server.port 8501
+
+# A batch worker for head-atlas jobs (needs REDIS_URL; without it `make run` does the work).
+worker: install
+	$(BIN)/celery -A core.jobs.celery_app worker -Q batch --concurrency 1
 
 test: install
 	$(BIN)/python -m pytest

@@ -2,10 +2,19 @@
 navigation over the screens this visitor may use (pages/)."""
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from core import navigation, secrets
 from core.config import get_settings
 from core.render.auth import establish
+
+if PagesManager.uses_pages_directory:
+    # The first run in a process: Streamlit saw pages/ and runs this file as an old-style
+    # page, under another script hash, so the sign-in form below would get other widget
+    # ids on the next run and drop what was typed. Leave that mode (st.navigation would
+    # leave it too, but only after the form is drawn) and start the run again.
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 st.set_page_config(page_title="Headlight", page_icon="🔦", layout="wide")
 settings = get_settings()

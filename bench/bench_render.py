@@ -17,7 +17,8 @@ tokens, all in one run, each figure next to its baseline:
 - extraction: Headlight's `core.inference.analyse` (hooks, layer by layer into the compact
   form, statistics, next-token top-k) against transformers' eager forward as a user calls
   it, ``model(input_ids, output_attentions=True)``. Time: best of `REPEATS`, the two methods
-  taking turns in one process, so that load from elsewhere hits both alike. Peak RSS growth:
+  taking turns in one process, so that load from elsewhere hits both alike; the CPU seconds
+  of those runs (all threads) are shown too, being less sensitive to load. Peak RSS growth:
   one run in a fresh process per method and N, from /proc (VmHWM, plus a 2 ms sampler).
 
 Targets: bytes_ratio_n128 >= 100; paint_n2048_s <= bertviz_paint_n128_s;
@@ -157,16 +158,17 @@ def child_memory(method: str, n_tokens: int, payload_path: str) -> None:
 
 
 def child_time(n_tokens: int) -> None:
-    """Best-of-`REPEATS` seconds of each method, run in turns so that load elsewhere hits both."""
+    """Best-of-`REPEATS` wall seconds of each method, run in turns so that load elsewhere hits
+    both, and the CPU seconds (all threads) of that best run; prints one JSON line."""
     runs, warm_up = _extractors(n_tokens)
     warm_up()
-    times: dict[str, list[float]] = {method: [] for method in METHODS}
+    times: dict[str, list[tuple[float, float]]] = {method: [] for method in METHODS}
     for _ in range(REPEATS):
         for method in METHODS:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             runs[method]()
-            times[method].append(time.perf_counter() - started)
-    print(json.dumps({method: min(seconds) for method, seconds in times.items()}))
+            times[method].append((time.perf_counter() - started, time.process_time() - cpu))
+    print(json.dumps({method: min(samples) for method, samples in times.items()}))
 
 
 def _component_args(analysis: object) -> dict:
@@ -326,12 +328,13 @@ def main() -> None:
         work = Path(tmp)
         extraction: dict[tuple[str, int], dict] = {}
         for n in LENGTHS:
-            seconds = run_child("time", n)
+            timed = run_child("time", n)
             for method in METHODS:
                 growth = run_child("memory", method, n, work / f"args_{n}.json")["growth"]
-                extraction[(method, n)] = {"seconds": seconds[method], "growth": growth}
+                seconds, cpu = timed[method]
+                extraction[(method, n)] = {"seconds": seconds, "cpu": cpu, "growth": growth}
                 print(
-                    f"  extraction {method:>9} N={n:>4}: {seconds[method]:6.2f} s, "
+                    f"  extraction {method:>9} N={n:>4}: {seconds:6.2f} s ({cpu:6.2f} s CPU), "
                     f"peak RSS +{growth / 1e6:7.0f} MB",
                     flush=True,
                 )
@@ -344,7 +347,8 @@ def main() -> None:
     print(f"static files of the component: {static_bytes:,} bytes (cacheable, counted below)")
     header = (
         f"{'N':>5} {'ours KB':>9} {'bertviz MB':>11} {'ratio':>7} {'paint s':>8} {'bertviz s':>10} "
-        f"{'extract s':>10} {'eager s':>8} {'ratio':>6} {'RSS+ MB':>8} {'eager MB':>9} {'ratio':>6}"
+        f"{'extract s':>10} {'eager s':>8} {'ratio':>6} {'CPU ratio':>10} "
+        f"{'RSS+ MB':>8} {'eager MB':>9} {'ratio':>6}"
     )
     print(header)
     for n in LENGTHS:
@@ -358,7 +362,7 @@ def main() -> None:
             f"{(f'{theirs / ours:.0f}x' if theirs else 'n/a'):>7} "
             f"{paints[('ours', n)]:>8.3f} {(f'{bertviz_paint:.2f}' if bertviz_paint else 'n/a'):>10} "
             f"{stream['seconds']:>10.2f} {eager['seconds']:>8.2f} "
-            f"{stream['seconds'] / eager['seconds']:>6.2f} "
+            f"{stream['seconds'] / eager['seconds']:>6.2f} {stream['cpu'] / eager['cpu']:>10.2f} "
             f"{stream['growth'] / 1e6:>8.0f} {eager['growth'] / 1e6:>9.0f} "
             f"{stream['growth'] / eager['growth']:>6.2f}"
         )

@@ -136,7 +136,7 @@ def reset_password(*, session: Session, viewer: Viewer, user_id: int) -> str:
     audit.record(
         session=session,
         actor_id=viewer.user_id,
-        action=audit.USER_PASSWORD_RESET,
+        action=audit.USER_RESET,
         target_type=audit.USER,
         target_id=user.id,
         detail={"username": user.username},
@@ -153,7 +153,7 @@ def set_password_from_console(*, session: Session, username: str, password: str)
     audit.record(
         session=session,
         actor_id=None,
-        action=audit.USER_PASSWORD_RESET,
+        action=audit.USER_RESET,
         target_type=audit.USER,
         target_id=user.id,
         detail={"username": user.username, "via": "command line"},

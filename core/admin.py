@@ -21,12 +21,12 @@ from core import accounts, auth
 from core.errors import HeadlightError
 from core.library import unit_of_work
 
-PASSWORD_ENV = "HEADLIGHT_ADMIN_PASSWORD"
+FROM_ENVIRONMENT = "HEADLIGHT_ADMIN_PASSWORD"
 
 
 def read_password(stdin: TextIO = sys.stdin) -> str:
     """The new password, from the environment, piped input or a prompt (see module docstring)."""
-    from_env = os.environ.get(PASSWORD_ENV)
+    from_env = os.environ.get(FROM_ENVIRONMENT)
     if from_env:
         return from_env
     if not stdin.isatty():

@@ -16,12 +16,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core import permissions
+from core.export import csv_cell
 from core.permissions import Viewer
 from db import audit as audit_db
 from db import queries
 from db.audit import AuditFilters, AuditRow
 
 # Actions, named "<item>.<verb>" so a filter on the prefix groups them.
+ANALYSIS_SAVE = "analysis.save"
+ANALYSIS_IMPORT = "analysis.import"
 ANALYSIS_VIEW = "analysis.view"
 ANALYSIS_EXPORT = "analysis.export"
 ANALYSIS_DELETE = "analysis.delete"
@@ -39,8 +42,9 @@ USER_REGISTER = "user.register"
 USER_ROLE = "user.role_change"
 USER_DEACTIVATE = "user.deactivate"
 USER_ACTIVATE = "user.activate"
-USER_PASSWORD_RESET = "user.password_reset"
-USER_PASSWORD_CHANGE = "user.password_change"
+# Password reset by an admin (or the console), and changed by its owner.
+USER_RESET = "user.password_reset"
+USER_CHANGE = "user.password_change"
 
 VISUALIZATION = "visualization"
 USER = "user"
@@ -89,11 +93,13 @@ def date_filters(
 
 
 def events(
-    *, session: Session, viewer: Viewer, filters: AuditFilters = AuditFilters(), limit: int = MAX_ROWS
+    *, session: Session, viewer: Viewer, filters: AuditFilters | None = None, limit: int = MAX_ROWS
 ) -> list[AuditRow]:
     """The newest events the viewer may see (none for guests)."""
     readable = permissions.audit_filter(viewer)
-    return audit_db.list_events(session=session, readable=readable, filters=filters, limit=limit)
+    return audit_db.list_events(
+        session=session, readable=readable, filters=filters or AuditFilters(), limit=limit
+    )
 
 
 def action_choices(*, session: Session, viewer: Viewer) -> list[str]:
@@ -101,25 +107,19 @@ def action_choices(*, session: Session, viewer: Viewer) -> list[str]:
 
 
 def to_csv(rows: list[AuditRow]) -> bytes:
-    """The rows as UTF-8 CSV; cells that a spreadsheet would run as formulas are quoted with '."""
+    """The rows as UTF-8 CSV; cells a spreadsheet would run as formulas start with '."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         cells = [row.id, row.at.isoformat(), row.actor or "", row.action, row.target_type or ""]
         cells += [row.target_id if row.target_id is not None else "", _detail_text(row.detail)]
-        writer.writerow([_safe_cell(cell) for cell in cells])
+        writer.writerow([csv_cell(cell) for cell in cells])
     return buffer.getvalue().encode("utf-8")
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
     return "; ".join(f"{key}={value}" for key, value in sorted(detail.items()))
-
-
-def _safe_cell(value: object) -> object:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def table(rows: list[AuditRow]) -> list[dict[str, object]]:

@@ -86,7 +86,8 @@ def clean_username(username: str) -> str:
     name = username.strip().lower()
     if not USERNAME_PATTERN.match(name):
         raise AccountError(
-            "A username is 2 to 64 characters: letters, digits and . _ @ + -, starting with a letter or digit."
+            "A username is 2 to 64 characters (letters, digits and . _ @ + -), "
+            "starting with a letter or digit."
         )
     return name
 
@@ -257,7 +258,7 @@ def store_changed_password(*, session: Session, username: str, password_hash: st
     audit.record(
         session=session,
         actor_id=user.id,
-        action=audit.USER_PASSWORD_CHANGE,
+        action=audit.USER_CHANGE,
         target_type=audit.USER,
         target_id=user.id,
     )

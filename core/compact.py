@@ -170,6 +170,20 @@ def _top_k(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(candidates, order, axis=-1), np.take_along_axis(values, order, -1)
 
 
+def _keys_used(block: np.ndarray, end: int, k: int) -> int:
+    """How many leading keys hold all of ``block``'s attention: ``end`` if every key from ``end``
+    on is exactly 0 (causal attention, ``end`` = the block's last query + 1), else all of them.
+
+    ``block`` is ``[n_heads, rows, seq_len]`` float32 and non-negative, so its bit patterns read
+    as int32 order like the values and their maximum is 0 only when all are +0.0; that read is
+    cheaper than a float comparison. Never fewer than ``k`` keys, so a top-k still has ``k``.
+    """
+    seq_len = block.shape[-1]
+    if end >= seq_len or end < k:
+        return seq_len
+    return end if int(block[..., end:].view(np.int32).max()) == 0 else seq_len
+
+
 def _quantise_unit(values: np.ndarray) -> np.ndarray:
     """uint8 codes of values in [0, 1]: ``round(255 * v)``, clipped."""
     return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
@@ -225,13 +239,17 @@ class CompactBuilder:
                 f"{self.seq_len}], got {list(layer_attention.shape)}."
             )
         stats = LayerStatsAccumulator(self.n_heads, self.seq_len)
-        key_sums = np.empty((self.n_heads, self.seq_len, len(self._block_sizes)), np.float32)
+        key_sums = np.zeros((self.n_heads, self.seq_len, len(self._block_sizes)), np.float32)
         for q0, block in query_blocks(layer_attention):
-            rows = slice(q0, q0 + block.shape[1])
+            end = q0 + block.shape[1]
+            rows = slice(q0, end)
             stats.add(q0, block)
-            key_sums[:, rows] = np.add.reduceat(block, self._edges[:-1], axis=-1)
+            # Causal attention is 0 past the block's last query: skip those keys (half the work).
+            used = block[..., : _keys_used(block, end, self.k)]
+            n_blocks = int(np.searchsorted(self._edges[:-1], used.shape[-1]))
+            key_sums[:, rows, :n_blocks] = np.add.reduceat(used, self._edges[:n_blocks], axis=-1)
             if self.k:
-                index, value = _top_k(block, self.k)
+                index, value = _top_k(used, self.k)
                 self._topk_index[layer, :, rows] = index
                 self._topk_value[layer, :, rows] = _quantise_unit(value)
         for name, value in stats.result().items():

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_lock_minutes: int = Field(default=15, ge=1)
     # Failed share-link lookups allowed per client (IP address, else browser session).
-    share_token_limit: str = "10/minute"
+    share_link_limit: str = "10/minute"
     # Origin used in share links (e.g. https://headlight.example.org) when the app sits
     # behind a proxy; unset, links use the address the browser is on.
     public_url: str | None = None
@@ -77,6 +77,21 @@ class Settings(BaseSettings):
         "guest": "2/minute",
         "anonymous": "2/minute",
     }
+    # Batch jobs: "celery" sends them to workers on Redis (REDIS_URL), "embedded" runs them
+    # on a thread of this process; "auto" picks celery when REDIS_URL is set.
+    jobs_backend: str = Field(default="auto", pattern="^(auto|celery|embedded)$")
+    # Rows longer than this many tokens are cut for the head atlas (and counted as truncated).
+    batch_max_tokens: int = Field(default=512, ge=8, le=131_072)
+    # Rows a worker claims at a time; a worker that dies loses at most this many rows' work.
+    batch_claim_rows: int = Field(default=4, ge=1, le=256)
+    # A claimed row (or a running job) without news for this long belongs to a dead worker.
+    batch_lease_seconds: int = Field(default=300, ge=5)
+    # Pause between rows with the model lock released, so interactive requests get the model.
+    batch_row_pause_ms: int = Field(default=5, ge=0, le=10_000)
+    # torch threads per Celery worker process (0: torch's default, all cores).
+    batch_torch_threads: int = Field(default=0, ge=0, le=256)
+    # Job webhooks are signed with this secret (HMAC-SHA256); without it they are refused.
+    webhook_secret: str | None = None
     # Prometheus /metrics port, started once per process; 0 turns it off.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_format: str = Field(default="json", pattern="^(json|text)$")

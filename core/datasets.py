@@ -139,12 +139,15 @@ def detect_format(filename: str) -> DatasetFormat:
     return formats[suffix]
 
 
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes:,} bytes"
+
+
 def decode(data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES) -> str:
     """The file's text: size checked, UTF-8 (a BOM is dropped), never binary."""
     if len(data) > max_bytes:
         raise DatasetError(
-            f"The file is {len(data) / 2**20:.1f} MiB; the limit is {max_bytes / 2**20:.0f} MiB. "
-            "Split it into smaller files."
+            f"The file is {_size(len(data))}; the limit is {_size(max_bytes)}. Split it into smaller files."
         )
     if not data.strip():
         raise DatasetError("The file is empty; choose a file with one item per row.")
@@ -345,10 +348,12 @@ PROBE_WORDS = (
 ).split()
 PROBE_NAME = "Induction probe (random words, repeated twice)"
 PROBE_KEY = "induction-probe"
+PROBE_LEAD_IN = "Words:"
 
 
-def probe_texts(n_rows: int = 64, n_words: int = 24, *, seed: int = 0) -> list[str]:
-    """The built-in probe: each row is ``n_words`` distinct random words, then the same again.
+def probe_texts(n_rows: int = 32, n_words: int = 24, *, seed: int = 0) -> list[str]:
+    """The built-in probe: each row is a lead-in, ``n_words`` distinct random words, then the
+    same words again.
 
     On such a row an induction head, at each word of the second half, attends to the word
     that followed its first occurrence; `core.atlas` scores it with `core.stats.induction_score`.
@@ -357,7 +362,8 @@ def probe_texts(n_rows: int = 64, n_words: int = 24, *, seed: int = 0) -> list[s
     rows = []
     for _ in range(n_rows):
         words = " ".join(rng.sample(PROBE_WORDS, n_words))
-        rows.append(f"{words} {words}")
+        # The lead-in gives both copies' first word a space before it, so they tokenize alike.
+        rows.append(f"{PROBE_LEAD_IN} {words} {words}")
     return rows
 
 

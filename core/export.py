@@ -269,7 +269,8 @@ def _short_errors(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
 
 
-def _csv_cell(value: object) -> str:
+def csv_cell(value: object) -> str:
+    """``value`` as CSV text that a spreadsheet shows rather than runs."""
     text = str(value)
     # Spreadsheets run cells starting with these as formulas; a leading quote keeps them text.
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
@@ -284,12 +285,12 @@ def csv_bytes(rows: list[dict[str, Any]]) -> bytes:
         writer.writerow(
             [
                 row["id"],
-                _csv_cell(row["model_id"]),
-                _csv_cell(row["title"]),
-                _csv_cell(row["input_text"]),
+                csv_cell(row["model_id"]),
+                csv_cell(row["title"]),
+                csv_cell(row["input_text"]),
                 row["created_at"].isoformat(),
                 row["annotation_count"],
-                _csv_cell(" ".join(row["tags"])),
+                csv_cell(" ".join(row["tags"])),
             ]
         )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")

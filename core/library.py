@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core import export, permissions
+from core import audit, export, permissions
 from core.analysis import Analysis
 from core.errors import HeadlightError, validation_message
 from core.permissions import Scope, Viewer
@@ -108,13 +108,7 @@ def save_analysis(
         title=clean_title(title, analysis.request.text),
         tags=parse_tags(tags),
     )
-    queries.add_audit_event(
-        session=session,
-        actor_id=viewer.user_id,
-        action="analysis.save",
-        target_type="visualization",
-        target_id=record.id,
-    )
+    _audit(session, viewer, audit.ANALYSIS_SAVE, record.id)
     return record.id
 
 
@@ -182,6 +176,13 @@ def open_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> Vi
     return record
 
 
+def record_view(*, session: Session, viewer: Viewer, visualization_id: int) -> Visualization:
+    """`open_saved`, audited as a view: for a user explicitly opening an analysis."""
+    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
+    _audit(session, viewer, audit.ANALYSIS_VIEW, record.id)
+    return record
+
+
 def not_found(visualization_id: int) -> NotFoundError:
     """The one answer for an analysis that is missing, deleted, private or behind a bad link."""
     return NotFoundError(f"Analysis #{visualization_id} was not found. It may have been deleted.")
@@ -208,22 +209,22 @@ def delete_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> 
     """Move an analysis to the Trash (restorable until purged)."""
     record = _writable(session, viewer, visualization_id, deleted=False)
     queries.soft_delete(session=session, visualization=record)
-    _audit(session, viewer, "analysis.delete", record.id)
+    _audit(session, viewer, audit.ANALYSIS_DELETE, record.id)
 
 
 def restore_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> None:
     """Bring an analysis back from the Trash."""
     record = _writable(session, viewer, visualization_id, deleted=True)
     queries.restore(session=session, visualization=record)
-    _audit(session, viewer, "analysis.restore", record.id)
+    _audit(session, viewer, audit.ANALYSIS_RESTORE, record.id)
 
 
 def _audit(session: Session, viewer: Viewer, action: str, visualization_id: int) -> None:
-    queries.add_audit_event(
+    audit.record(
         session=session,
         actor_id=viewer.user_id,
         action=action,
-        target_type="visualization",
+        target_type=audit.VISUALIZATION,
         target_id=visualization_id,
     )
 
@@ -311,7 +312,7 @@ def delete_annotation(*, session: Session, viewer: Viewer, annotation_id: int) -
 def export_json(*, session: Session, viewer: Viewer, visualization_id: int) -> bytes:
     """One analysis as the JSON export document."""
     record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
-    _audit(session, viewer, "analysis.export", record.id)
+    _audit(session, viewer, audit.ANALYSIS_EXPORT, record.id)
     return export.to_json_bytes(export.export_document(record, exported_at=datetime.now(UTC)))
 
 
@@ -325,7 +326,7 @@ def export_zip(*, session: Session, viewer: Viewer, visualization_id: int) -> by
     """ZIP: the offline HTML viewer of one analysis, its JSON, and the CSV of all mine."""
     record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
     document = export.export_document(record, exported_at=datetime.now(UTC))
-    _audit(session, viewer, "analysis.export", record.id)
+    _audit(session, viewer, audit.ANALYSIS_EXPORT, record.id)
     summary = export_csv(session=session, viewer=viewer)
     return export.zip_bundle(document, summary, stem=f"headlight-analysis-{record.id}")
 
@@ -349,5 +350,5 @@ def import_json(*, session: Session, viewer: Viewer, data: bytes) -> int:
     ]
     if notes:
         queries.add_annotations(session=session, visualization=record, author_id=viewer.user_id, notes=notes)
-    _audit(session, viewer, "analysis.import", record.id)
+    _audit(session, viewer, audit.ANALYSIS_IMPORT, record.id)
     return record.id

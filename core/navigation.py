@@ -24,6 +24,7 @@ class Screen:
 GENERATE = Screen("pages/generate.py", "Generate", ":material/auto_awesome:")
 COMPARE = Screen("pages/compare.py", "Compare", ":material/compare_arrows:")
 HISTORY = Screen("pages/history.py", "History", ":material/history:")
+BATCH = Screen("pages/batch.py", "Batch", ":material/dataset:")
 METRICS = Screen("pages/metrics.py", "Metrics", ":material/monitoring:")
 AUDIT = Screen("pages/audit.py", "Audit log", ":material/policy:")
 ACCOUNT = Screen("pages/account.py", "Account", ":material/person:")
@@ -43,7 +44,7 @@ def screens_for(viewer: Viewer, *, guests_allowed: bool, registration_open: bool
     if signed_in or guests_allowed:
         screens.append(HISTORY)
     if signed_in:
-        screens += [METRICS, ACCOUNT]
+        screens += [BATCH, METRICS, ACCOUNT]
     if permissions.can_view_audit(viewer):
         screens.append(AUDIT)
     if permissions.can_manage_users(viewer):

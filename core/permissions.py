@@ -2,13 +2,24 @@
 
 Records are private by default. Rules, by role:
 
-- admin: reads every live record, writes every record;
-- analyst: reads their own, public and shared-with-them records; writes their own;
+- admin: reads every live record, writes every record, shares any, manages users, reads
+  the whole audit log;
+- analyst: reads their own, public and shared-with-them records; writes and shares their own;
 - viewer: reads their own, public and shared-with-them records; writes nothing;
 - guest (or no user): reads public records only; writes nothing.
 
-"Shared with" means a live row in ``grants``. A soft-deleted record is readable by no one;
-it appears only in its owner's (or an admin's) Trash, from where it can be restored.
+Everyone who may use the app may run models (each role at its own rate limit); a visitor
+who is not signed in only when guest mode is on. "Shared with" means a live row in
+``grants``. A share link lets anyone holding its token read that one live record while the
+link is neither revoked nor expired. A soft-deleted record is readable by no one (links
+included); it appears only in its owner's (or an admin's) Trash, from where it can be restored.
+
+The audit log: admins read every event; anyone signed in reads the events on records they
+own and on their own account.
+
+Head atlases follow the same rules as analyses (public flag, grants, soft delete).
+Datasets and jobs are not shared: a dataset is used by its owner (and admins), built-in
+datasets are public; a job is seen and controlled by its owner and admins.
 
 The Python checks (`can_read`, `can_write`, ...) judge one loaded record; the SQL builders
 (`read_filter`, `list_filter`, `trash_filter`) express the same rules as WHERE clauses so
@@ -23,21 +34,25 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
 from db.models import (
     PG_FILTER_TERMS,
     PUBLIC_TERM,
     Annotation,
+    Atlas,
+    AuditEvent,
     Comparison,
+    Dataset,
     Grant,
+    Job,
     Role,
     Visualization,
     grantee_term,
     owner_term,
 )
 
-SavedModel = type[Visualization] | type[Comparison]
+SavedModel = type[Visualization] | type[Comparison] | type[Atlas]
 
 
 class Scope(StrEnum):
@@ -71,6 +86,14 @@ class SavedRecord(Protocol):
     owner_id: int
     is_public: bool
     deleted_at: datetime | None
+
+
+class LinkRecord(Protocol):
+    """What the checks need from a share link."""
+
+    visualization_id: int | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
 
 
 def _reads_private(viewer: Viewer) -> bool:
@@ -112,6 +135,45 @@ def can_edit_annotation(viewer: Viewer, annotation: Annotation) -> bool:
     return can_create(viewer) and annotation.author_id == viewer.user_id
 
 
+def can_share(viewer: Viewer, record: SavedRecord) -> bool:
+    """Whether the viewer may make a record public or private, and create or revoke its links."""
+    return record.deleted_at is None and can_write(viewer, record)
+
+
+def link_is_live(link: LinkRecord, *, now: datetime) -> bool:
+    return link.revoked_at is None and (link.expires_at is None or link.expires_at > now)
+
+
+def can_read_with_link(link: LinkRecord, record: SavedRecord, *, now: datetime) -> bool:
+    """Whether a share link opens ``record``: its own, live link to a live record."""
+    return link.visualization_id == record.id and link_is_live(link, now=now) and record.deleted_at is None
+
+
+def has_trash(viewer: Viewer) -> bool:
+    """Whether the viewer has a Trash to look in (`trash_filter` is never empty for them)."""
+    return viewer.is_admin or (viewer.role is Role.ANALYST and viewer.user_id is not None)
+
+
+def scopes_for(viewer: Viewer) -> list[Scope]:
+    """The list scopes that can show the viewer anything (guests read public records only)."""
+    return list(Scope) if _reads_private(viewer) else [Scope.ALL, Scope.PUBLIC]
+
+
+def can_run(viewer: Viewer, *, guests_allowed: bool) -> bool:
+    """Whether the viewer may run models (within their role's rate limit)."""
+    return viewer.user_id is not None or guests_allowed
+
+
+def can_view_audit(viewer: Viewer) -> bool:
+    """Whether the viewer has an audit log to read (`audit_filter` says which events)."""
+    return viewer.user_id is not None
+
+
+def can_manage_users(viewer: Viewer) -> bool:
+    """Admins list users, change roles, deactivate accounts and reset passwords."""
+    return viewer.is_admin
+
+
 def _uses_terms(model: SavedModel, dialect: str | None) -> bool:
     """Whether to express the rules through Postgres's indexed filter terms."""
     return dialect == "postgresql" and model is Visualization
@@ -123,7 +185,8 @@ def shared_filter(viewer: Viewer, model: SavedModel, *, dialect: str | None = No
         return false()
     if _uses_terms(model, dialect):
         return PG_FILTER_TERMS.contains([grantee_term(viewer.user_id)])
-    target = Grant.visualization_id if model is Visualization else Grant.comparison_id
+    targets = {Visualization: Grant.visualization_id, Comparison: Grant.comparison_id, Atlas: Grant.atlas_id}
+    target = targets[model]
     granted = select(target).where(Grant.grantee_id == viewer.user_id, Grant.revoked_at.is_(None))
     return model.id.in_(granted)
 
@@ -153,7 +216,7 @@ def read_filter(
     )
 
 
-def trash_filter(viewer: Viewer, model: SavedModel = Visualization) -> ColumnElement[bool]:
+def trash_filter(viewer: Viewer, model: SavedModel | type[Dataset] = Visualization) -> ColumnElement[bool]:
     """WHERE clause: soft-deleted rows of ``model`` the viewer may restore (`can_write`)."""
     deleted = model.deleted_at.is_not(None)
     if viewer.is_admin:
@@ -188,3 +251,53 @@ def list_filter(
             else model.owner_id == viewer.user_id
         )
     return live & shared_filter(viewer, model, dialect=dialect)
+
+
+def live_filter(model: SavedModel = Visualization) -> ColumnElement[bool]:
+    """WHERE clause: rows not in the Trash (what a share link may open, with `can_read_with_link`)."""
+    return model.deleted_at.is_(None)
+
+
+def audit_filter(viewer: Viewer) -> ColumnElement[bool]:
+    """WHERE clause: the audit events the viewer may read.
+
+    Admins read all; other signed-in users the events on records they own (live or in the
+    Trash) and on their own account; visitors none.
+    """
+    if viewer.is_admin:
+        return true()
+    if viewer.user_id is None:
+        return false()
+    own_visualizations = select(Visualization.id).where(Visualization.owner_id == viewer.user_id)
+    own_comparisons = select(Comparison.id).where(Comparison.owner_id == viewer.user_id)
+    return or_(
+        and_(AuditEvent.target_type == "visualization", AuditEvent.target_id.in_(own_visualizations)),
+        and_(AuditEvent.target_type == "comparison", AuditEvent.target_id.in_(own_comparisons)),
+        and_(AuditEvent.target_type == "user", AuditEvent.target_id == viewer.user_id),
+    )
+
+
+def dataset_filter(viewer: Viewer) -> ColumnElement[bool]:
+    """WHERE clause: live datasets the viewer may see and run jobs on (own and public)."""
+    live = Dataset.deleted_at.is_(None)
+    if viewer.is_admin:
+        return live
+    if not _reads_private(viewer):
+        return live & (Dataset.is_public == true())
+    return live & ((Dataset.is_public == true()) | (Dataset.owner_id == viewer.user_id))
+
+
+def job_filter(viewer: Viewer) -> ColumnElement[bool]:
+    """WHERE clause: jobs the viewer sees (their own; admins all)."""
+    if viewer.is_admin:
+        return true()
+    if not _reads_private(viewer):
+        return false()
+    return Job.owner_id == viewer.user_id
+
+
+def can_control_job(viewer: Viewer, job: Job) -> bool:
+    """Whether the viewer may cancel or resume a job: its owner (an analyst) or an admin."""
+    if viewer.is_admin:
+        return True
+    return viewer.role is Role.ANALYST and viewer.user_id is not None and job.owner_id == viewer.user_id

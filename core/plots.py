@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -106,5 +108,32 @@ def overview_heatmap(overview: np.ndarray, *, seq_len: int, layer: int, head: in
         yaxis={"title": "query position", "autorange": "reversed"},
         height=640,
         margin={"l": 10, "r": 10, "t": 80, "b": 10},
+    )
+    return figure
+
+
+def token_count_histogram(edges: list[float], counts: list[int], *, max_tokens: int, title: str) -> go.Figure:
+    """Rows per token-count bin (``counts[i]`` rows in ``edges[i] .. edges[i + 1]``), with
+    the model's limit marked: rows right of the line are truncated."""
+    bins = list(pairwise(edges))
+    centres = [(low + high) / 2 for low, high in bins]
+    widths = [high - low for low, high in bins]
+    figure = go.Figure(
+        go.Bar(
+            x=centres,
+            y=counts,
+            width=widths,
+            hovertemplate="%{x:.0f} tokens<br>%{y} rows<extra></extra>",
+        )
+    )
+    if edges and edges[-1] >= max_tokens:
+        figure.add_vline(x=max_tokens, line={"color": "#d62728", "dash": "dot"}, annotation_text="limit")
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "tokens per row"},
+        yaxis={"title": "rows"},
+        bargap=0.02,
+        height=300,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return figure

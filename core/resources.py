@@ -15,11 +15,14 @@ import streamlit as st
 from core import metrics
 from core.cache import make_cache
 from core.config import get_settings
+from core.jobs.runner import Dispatcher, EmbeddedRunner, backend_for
+from core.jobs.tasks import RunConfig
 from core.logs import configure_logging
 from core.rate_limit import RateLimiter
 from core.registry import load_registry
 from core.service import AnalysisService
 from core.sharing import SHARE_LIMIT_ROLE
+from db.session import database_url, get_sessionmaker
 
 
 @st.cache_resource(show_spinner=False)
@@ -67,7 +70,7 @@ def _share_limiter(limit: str, redis_url: str | None) -> RateLimiter:
 def get_share_limiter() -> RateLimiter:
     """Failed share-link lookups per client, one limiter per process (Redis when configured)."""
     s = get_settings()
-    return _share_limiter(s.share_token_limit, s.redis_url)
+    return _share_limiter(s.share_link_limit, s.redis_url)
 
 
 @st.cache_data(show_spinner="Building the neuron view…", max_entries=32)
@@ -102,3 +105,23 @@ def layer_attention(model_id: str, revision: str, token_ids: Sequence[int], laye
     model cannot be used here (see `AnalysisService.layer_attention`).
     """
     return _layer_attention(model_id, revision, get_settings().device, tuple(token_ids), layer)
+
+
+@st.cache_resource(show_spinner=False)
+def _dispatcher(backend: str, database_url: str, redis_url: str | None) -> Dispatcher:
+    if backend == "celery":
+        from core.jobs.celery_app import CeleryDispatcher
+
+        return CeleryDispatcher()
+    settings = get_settings()
+    runner = EmbeddedRunner(
+        get_sessionmaker(database_url), get_service(), config=RunConfig.from_settings(settings)
+    )
+    return runner.start()
+
+
+def get_dispatcher() -> Dispatcher:
+    """Where launched jobs go: Celery workers when Redis is configured (see `backend_for`),
+    else this process's embedded runner, started once per process and database."""
+    s = get_settings()
+    return _dispatcher(backend_for(s), database_url(s), s.redis_url)

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     literal_column,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -140,6 +141,14 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+class JobRowStatus(StrEnum):
+    """One row of a row-based job: claimed by a worker, done, or failed with its error."""
+
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
 
 
 class Base(DeclarativeBase):
@@ -340,6 +349,12 @@ class Comparison(Base):
 
 # Exactly one of visualization_id and comparison_id is set.
 _ONE_TARGET = "(visualization_id IS NULL) <> (comparison_id IS NULL)"
+# Grants may also target an atlas (revision 0003): exactly one of the three is set.
+_ONE_GRANT_TARGET = (
+    "(CASE WHEN visualization_id IS NULL THEN 0 ELSE 1 END"
+    " + CASE WHEN comparison_id IS NULL THEN 0 ELSE 1 END"
+    " + CASE WHEN atlas_id IS NULL THEN 0 ELSE 1 END) = 1"
+)
 
 
 class Grant(Base):
@@ -347,15 +362,17 @@ class Grant(Base):
 
     __tablename__ = "grants"
     __table_args__ = (
-        CheckConstraint(_ONE_TARGET, name="one_target"),
+        CheckConstraint(_ONE_GRANT_TARGET, name="one_target"),
         UniqueConstraint("visualization_id", "grantee_id"),
         UniqueConstraint("comparison_id", "grantee_id"),
+        UniqueConstraint("atlas_id", "grantee_id"),
         Index("ix_grants_grantee", "grantee_id", "revoked_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     visualization_id: Mapped[int | None] = mapped_column(ForeignKey("visualizations.id", ondelete="CASCADE"))
     comparison_id: Mapped[int | None] = mapped_column(ForeignKey("comparisons.id", ondelete="CASCADE"))
+    atlas_id: Mapped[int | None] = mapped_column(ForeignKey("atlases.id", ondelete="CASCADE"))
     grantee_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     granted_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -436,6 +453,175 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Row-based jobs (revision 0003): counts kept in step with ``job_rows``, the flag a
+    # worker reads between rows, and the last sign of life from any worker on the job.
+    rows_total: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rows_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rows_failed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, kind={self.kind!r}, status={self.status!r}, progress={self.progress!r})"
+
+
+# --- Datasets, row-based jobs and head atlases (issue 7, revision 0003) ---------------------
+
+
+class Dataset(Base):
+    """An uploaded corpus (or a built-in one): its rows live in ``dataset_rows``.
+
+    ``format`` is csv, jsonl, text or probe; ``text_column`` the CSV column or JSONL field
+    read; ``report`` what the upload checks kept and skipped (`core.datasets.ParseReport`).
+    Built-in datasets have no owner, a ``builtin_key`` and are public.
+    """
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        CheckConstraint("row_count >= 0", name="row_count_non_negative"),
+        CheckConstraint("length(name) > 0", name="name_not_empty"),
+        Index("ix_datasets_owner_created", "owner_id", "created_at"),
+        Index("ix_datasets_deleted_at", "deleted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    format: Mapped[str] = mapped_column(String(16))
+    text_column: Mapped[str | None] = mapped_column(String(200))
+    source_filename: Mapped[str | None] = mapped_column(String(255))
+    builtin_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    row_count: Mapped[int] = mapped_column(Integer)
+    report: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(id={self.id!r}, name={self.name!r}, rows={self.row_count!r}, "
+            f"deleted={self.deleted_at is not None})"
+        )
+
+
+class DatasetRow(Base):
+    """One item of a dataset: ``position`` orders rows from 0; ``line`` is where it was in the file."""
+
+    __tablename__ = "dataset_rows"
+    __table_args__ = (UniqueConstraint("dataset_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    line: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"DatasetRow(id={self.id!r}, dataset_id={self.dataset_id!r}, position={self.position!r})"
+
+
+class TokenizationStat(Base):
+    """How one model revision's tokenizer sees one dataset (`core.datasets.TokenizationStats`)."""
+
+    __tablename__ = "tokenization_stats"
+    __table_args__ = (UniqueConstraint("dataset_id", "model_id", "model_revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(200))
+    model_revision: Mapped[str] = mapped_column(String(200))
+    stats: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"TokenizationStat(dataset_id={self.dataset_id!r}, model_id={self.model_id!r})"
+
+
+class JobEvent(Base):
+    """One entry of a job's timeline: queued, started on a worker, progress, finished..."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text, default="")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"JobEvent(id={self.id!r}, job_id={self.job_id!r}, kind={self.kind!r})"
+
+
+class JobRow(Base):
+    """A job's work on one dataset row, at most one per (job, row): the claim, then the result.
+
+    ``scores`` is ``[n_stats, n_layers, n_heads]`` little-endian float32 (`core.atlas`).
+    """
+
+    __tablename__ = "job_rows"
+    __table_args__ = (
+        UniqueConstraint("job_id", "row_id"),
+        Index("ix_job_rows_job_status", "job_id", "status"),
+        Index("ix_job_rows_row_id", "row_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    row_id: Mapped[int] = mapped_column(ForeignKey("dataset_rows.id", ondelete="CASCADE"))
+    status: Mapped[JobRowStatus] = mapped_column(_enum(JobRowStatus, "job_row_status"))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    token_count: Mapped[int | None] = mapped_column(Integer)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    scores: Mapped[bytes | None] = mapped_column(LargeBinary)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"JobRow(job_id={self.job_id!r}, row_id={self.row_id!r}, status={self.status!r})"
+
+
+class Atlas(Base):
+    """A saved head atlas: per-head scores of one model over one dataset (`core.atlas`).
+
+    ``result`` is `core.atlas.AtlasResult.to_json`. Private by default; shared like analyses
+    (``is_public``, grants) and soft-deleted.
+    """
+
+    __tablename__ = "atlases"
+    __table_args__ = (
+        CheckConstraint("length(title) > 0", name="title_not_empty"),
+        Index("ix_atlases_owner_created", "owner_id", "created_at", "id"),
+        Index("ix_atlases_created", "created_at", "id"),
+        Index("ix_atlases_public_created", "is_public", "created_at"),
+        Index("ix_atlases_deleted_at", "deleted_at"),
+        Index("ix_atlases_dataset_id", "dataset_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), unique=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    model_id: Mapped[str] = mapped_column(String(200))
+    model_revision: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(MAX_TITLE_CHARS))
+    n_layers: Mapped[int] = mapped_column(Integer)
+    n_heads: Mapped[int] = mapped_column(Integer)
+    rows_used: Mapped[int] = mapped_column(Integer)
+    rows_failed: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"Atlas(id={self.id!r}, owner_id={self.owner_id!r}, model_id={self.model_id!r}, "
+            f"dataset_id={self.dataset_id!r}, deleted={self.deleted_at is not None})"
+        )

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import (
@@ -21,27 +20,10 @@ from db.models import (
     AuditEvent,
     Comparison,
     Grant,
-    Role,
-    User,
     Visualization,
     VisualizationTag,
     utcnow,
 )
-
-
-def get_or_create_user(*, session: Session, username: str, display_name: str = "", role: Role) -> User:
-    """The user named ``username``, created with ``role`` if missing (safe under races)."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is not None:
-        return user
-    try:
-        with session.begin_nested():
-            user = User(username=username, display_name=display_name, role=role)
-            session.add(user)
-    except IntegrityError:
-        # Another session created it between our read and our insert.
-        user = session.scalars(select(User).where(User.username == username)).one()
-    return user
 
 
 def create_visualization(

@@ -15,7 +15,7 @@ from core.render.session import current_viewer
 from db.models import Role, utcnow
 
 FLASH = "admin.flash"
-NEW_PASSWORD = "admin.new_password"
+SHOWN_ONCE = "admin.shown_once"
 
 
 def _act(action: str, user_id: int, role: Role | None = None) -> None:
@@ -36,7 +36,7 @@ def _do(session: Session, viewer: Viewer, action: str, user_id: int, role: Role 
         accounts.set_active(session=session, viewer=viewer, user_id=user_id, active=action == "activate")
         return f"User #{user_id} {action}d."
     password = accounts.reset_password(session=session, viewer=viewer, user_id=user_id)
-    st.session_state[NEW_PASSWORD] = (user_id, password)
+    st.session_state[SHOWN_ONCE] = (user_id, password)
     return f"User #{user_id} has a new password (shown once below); any lock is lifted."
 
 
@@ -77,7 +77,7 @@ def main() -> None:
         "User", list(by_id), format_func=lambda i: f"#{i} {by_id[i].username}", key="admin.user"
     )
     _user_actions(by_id[chosen])
-    shown = st.session_state.pop(NEW_PASSWORD, None)
+    shown = st.session_state.pop(SHOWN_ONCE, None)
     if shown:
         st.warning(f"New password for user #{shown[0]} — pass it on securely; it is not shown again:")
         st.code(shown[1], language=None)

@@ -6,15 +6,15 @@ import streamlit as st
 from pydantic import ValidationError
 from streamlit.delta_generator import DeltaGenerator
 
-from core import compare_store, library
+from core import compare_store, library, permissions
 from core.alignment import Granularity
 from core.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
 from core.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
+from core.config import get_settings
 from core.errors import HeadlightError, validation_message
-from core.identity import local_viewer
 from core.registry import ModelSpec
 from core.render.compare_view import generation_settings, render_outcome
-from core.render.session import current_actor, mark_active
+from core.render.session import current_actor, current_viewer, mark_active
 from core.resources import get_service
 from core.service import Actor, AnalysisService
 
@@ -68,7 +68,6 @@ def _save_panel(outcome: CompareOutcome) -> None:
     comparison = outcome.comparison
     with st.container(border=True):
         title_col, save_col, export_col = st.columns([5, 1, 1], vertical_alignment="bottom")
-        title = title_col.text_input("Title", max_chars=200, key="compare.save.title")
         export_col.download_button(
             "Export",
             data=lambda: comparison_to_json(comparison),
@@ -77,12 +76,16 @@ def _save_panel(outcome: CompareOutcome) -> None:
             key="compare.export",
         )
         saved = st.session_state.get(SAVED_ID)
+        if not permissions.can_create(current_viewer()):
+            title_col.caption("Sign in as an analyst to save comparisons.")
+            return
+        title = title_col.text_input("Title", max_chars=200, key="compare.save.title")
         if save_col.button("Save", key="compare.save.button", disabled=saved is not None):
             try:
                 with library.unit_of_work() as session:
                     saved = compare_store.save_comparison(
                         session=session,
-                        viewer=local_viewer(session),
+                        viewer=current_viewer(),
                         comparison=comparison,
                         request=outcome.request,
                         title=title,
@@ -99,7 +102,7 @@ def _open_saved() -> None:
     with st.expander("Open a saved comparison"):
         try:
             with library.unit_of_work() as session:
-                rows = compare_store.list_saved_comparisons(session=session, viewer=local_viewer(session))
+                rows = compare_store.list_saved_comparisons(session=session, viewer=current_viewer())
         except HeadlightError as exc:
             st.error(str(exc))
             return
@@ -112,7 +115,7 @@ def _open_saved() -> None:
             try:
                 with library.unit_of_work() as session:
                     st.session_state[OUTCOME] = compare_store.open_comparison(
-                        session=session, viewer=local_viewer(session), comparison_id=chosen
+                        session=session, viewer=current_viewer(), comparison_id=chosen
                     )
                 st.session_state[SAVED_ID] = chosen
             except HeadlightError as exc:
@@ -121,6 +124,9 @@ def _open_saved() -> None:
 
 def main() -> None:
     st.title("Compare")
+    if not permissions.can_run(current_viewer(), guests_allowed=get_settings().guests_allowed):
+        st.info("Sign in (sidebar) to run models.")
+        return
     service = get_service()
     actor = current_actor()
     mark_active()

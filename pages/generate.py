@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
+from core import permissions
 from core.analysis import (
     MAX_NEW_TOKENS,
     MAX_TEXT_CHARS,
@@ -13,10 +14,11 @@ from core.analysis import (
     AnalysisRequest,
     GenerationParams,
 )
+from core.config import get_settings
 from core.errors import HeadlightError, validation_message
 from core.render.analysis_view import render_analysis
 from core.render.save_panel import render_save_panel
-from core.render.session import current_actor, mark_active
+from core.render.session import current_actor, current_viewer, mark_active
 from core.resources import get_service
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
@@ -50,6 +52,9 @@ def _parameters(kind: str, has_chat_template: bool) -> tuple[AnalysisMode, dict]
 
 def main() -> None:
     st.title("Generate")
+    if not permissions.can_run(current_viewer(), guests_allowed=get_settings().guests_allowed):
+        st.info("Sign in (sidebar) to run models.")
+        return
     service = get_service()
     actor = current_actor()
     mark_active()

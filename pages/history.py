@@ -5,15 +5,14 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import library, records
+from core import library, permissions, records
 from core.analysis import Analysis
 from core.config import get_settings
 from core.errors import HeadlightError
-from core.identity import local_viewer
 from core.permissions import Viewer
-from core.render import history_view, saved_view
+from core.render import atlas_view, history_view, saved_view, share_panel
 from core.render.analysis_view import render_analysis
-from core.render.session import current_actor
+from core.render.session import current_actor, current_viewer
 from core.resources import get_service
 from db.models import Visualization
 
@@ -60,6 +59,8 @@ def _show_opened(record: Visualization, viewer: Viewer) -> None:
     history_view.escaped_block(record.title, style="font-size:1.5em;font-weight:600")
     if saved_view.toolbar(record, viewer):
         _recompute(record)
+    if permissions.can_share(viewer, record):
+        share_panel.render(record)
     analysis = _opened_analysis(record)
     view_col, notes_col = st.columns([3, 1])
     with view_col:
@@ -83,19 +84,24 @@ def _open(session: Session, viewer: Viewer) -> Visualization | None:
 
 def main() -> None:
     st.title("History")
+    viewer = current_viewer()
+    if viewer.user_id is None:
+        if not get_settings().guests_allowed:
+            st.info("Sign in (sidebar) to see saved analyses.")
+            return
+        st.caption("Public analyses. Sign in (sidebar) to keep, find and share your own.")
     history_view.show_flash()
     try:
         with library.unit_of_work() as session:
-            models, tags = library.filter_choices(session=session, viewer=local_viewer(session))
+            models, tags = library.filter_choices(session=session, viewer=viewer)
     except HeadlightError as exc:
         st.error(str(exc))
         return
     models = sorted(set(models) | set(get_service().registry.ids()))
-    query = history_view.query_widgets(models, tags)
+    query = history_view.query_widgets(models, tags, viewer)
     cursor = history_view.page_cursor(query)
     try:
         with library.unit_of_work() as session:
-            viewer = local_viewer(session)
             page = library.search_history(session=session, viewer=viewer, query=query, cursor=cursor)
             record = None if query.trash else _open(session, viewer)
     except ValueError as exc:
@@ -106,7 +112,10 @@ def main() -> None:
         st.caption(f"Analyses in the Trash are deleted for good after {days} days (`python -m db.purge`).")
     history_view.result_list(page, trash=query.trash)
     history_view.pager(page, page_size=query.page_size)
-    _import_box()
+    if viewer.user_id is not None:
+        atlas_view.history_entry(viewer)
+    if permissions.can_create(viewer):
+        _import_box()
     if record is not None:
         _show_opened(record, viewer)
 

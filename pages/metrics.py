@@ -7,7 +7,7 @@ import time
 import streamlit as st
 
 from core import metrics_view, system
-from core.render.session import mark_active
+from core.render.session import current_viewer, mark_active
 from core.resources import get_service
 from core.telemetry import TELEMETRY
 
@@ -41,6 +41,9 @@ def _live_system() -> None:
 
 def main() -> None:
     st.title("Metrics")
+    if current_viewer().user_id is None:
+        st.info("Sign in (sidebar) to see the service's metrics.")
+        return
     mark_active()
     service = get_service()
     events = TELEMETRY.events(since=time.time() - 3600)

@@ -6,6 +6,7 @@ Real models are loaded once per test session through one `AnalysisService`.
 from __future__ import annotations
 
 import os
+import secrets
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -17,6 +18,10 @@ os.environ.setdefault(
     '"guest": "1000/minute", "anonymous": "1000/minute"}',
 )
 os.environ.setdefault("HEADLIGHT_METRICS_PORT", "0")
+os.environ.setdefault("HEADLIGHT_SHARE_LINK_LIMIT", "1000/minute")
+# A fresh random cookie key per test run: nothing secret is committed, and the app tests
+# never write a development key into the project's data directory.
+os.environ.setdefault("HEADLIGHT_COOKIE_KEY", secrets.token_urlsafe(48))
 
 import pytest
 

@@ -4,7 +4,8 @@ The database is the source of truth: a job's status lives in ``jobs.status`` and
 only along `TRANSITIONS`, by a conditional update (`db.jobs.transition`) that names the
 statuses it may leave, so two workers can never both move one job. The enum itself is
 `db.models.JobStatus` (the db layer stores it and imports nothing of ours); it is
-re-exported here so callers need one import.
+re-exported here so callers need one import, as is the status of a job's row
+(`db.models.JobRowStatus`: claimed by a worker, done with scores, or failed with an error).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Collection
 from enum import StrEnum
 
 from core.errors import HeadlightError
+from db.models import JobRowStatus as RowStatus
 from db.models import JobStatus
 
 __all__ = [
@@ -51,14 +53,6 @@ class InvalidTransitionError(HeadlightError):
 
 class TransientError(Exception):
     """A failure worth retrying (a dropped connection, a busy resource)."""
-
-
-class RowStatus(StrEnum):
-    """A row of a job: claimed by a worker, done with scores, or failed with an error."""
-
-    CLAIMED = "claimed"
-    DONE = "done"
-    FAILED = "failed"
 
 
 class EventKind(StrEnum):

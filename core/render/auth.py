@@ -12,6 +12,7 @@ What the authenticator changes in its credentials dict is written back: wrong pa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,7 @@ IDENTITY_STATE_KEY = "auth.identity"
 # Keys the authenticator itself keeps in session state.
 STATUS = "authentication_status"
 USERNAME = "username"
-WRONG_PASSWORD = "Username or password is incorrect."
+WRONG_CREDENTIALS = "Username or password is incorrect."
 
 
 class PolicyValidator(stauth.Validator):
@@ -99,10 +100,9 @@ class LoginGate:
 
     def restore(self) -> None:
         """Sign a refreshed browser back in from its cookie."""
-        try:
+        # A LoginError here means the cookie names an account that is gone or deactivated.
+        with contextlib.suppress(LoginError):
             self.authenticator.login(location="unrendered")
-        except LoginError:
-            pass  # the cookie names an account that is gone or deactivated: stay signed out
 
     def sync_failures(self) -> tuple[list[str], bool]:
         """Store the wrong passwords the authenticator just counted: who failed, and whether a
@@ -135,14 +135,14 @@ class LoginGate:
                 log.exception("could not record a logout")
 
     def login_form(self) -> None:
-        """The sign-in form in the sidebar, with its outcome."""
+        """The sign-in form, with its outcome, in the current container."""
         # The authenticator leaves False after a failure; reset it so False means "failed now".
         if st.session_state.get(STATUS) is False:
             st.session_state[STATUS] = None
         locked = False
         try:
             self.authenticator.login(
-                location="sidebar",
+                location="main",
                 max_login_attempts=self.policy.max_failures,
                 key="auth.login",
                 fields={"Form name": "Sign in", "Login": "Sign in"},
@@ -157,17 +157,15 @@ class LoginGate:
                 with unit_of_work() as session:
                     auth.record_unknown_failure(session=session)
         except HeadlightError as exc:
-            st.sidebar.error(str(exc))
+            st.error(str(exc))
         if locked:
             st.session_state[STATUS] = None
-            st.sidebar.error(lock_message(self.policy))
+            st.error(lock_message(self.policy))
         elif st.session_state.get(STATUS) is False:
-            st.sidebar.error(WRONG_PASSWORD)
+            st.error(WRONG_CREDENTIALS)
 
     def logout_button(self) -> None:
-        self.authenticator.logout(
-            "Sign out", location="sidebar", key="auth.logout", callback=self._logged_out
-        )
+        self.authenticator.logout("Sign out", location="main", key="auth.logout", callback=self._logged_out)
 
     def resolve(self) -> Identity:
         """Who this session is now; stores the viewer and actor in session state."""
@@ -256,25 +254,30 @@ class LoginGate:
 
 
 def establish(settings: Settings) -> Identity:
-    """Run the gate for this script run: cookie, sign-in or sign-out, then who this is."""
+    """Run the gate for this script run: cookie, sign-in or sign-out, then who this is.
+
+    The sidebar keeps what it drew in a run where someone signs in or out: the
+    authenticator's cookie component is drawn there, must reach the browser to set or
+    delete the cookie, and makes the browser rerun the script once it has.
+    """
     gate = LoginGate(settings)
     st.session_state[GATE_STATE_KEY] = gate
     if not gate.database_ok:
         st.sidebar.warning("Sign-in is unavailable: the database cannot be reached.")
     gate.restore()
     identity = gate.resolve()
+    if not identity.signed_in:
+        with st.sidebar:
+            gate.login_form()
+        identity = gate.resolve()
     if identity.signed_in:
-        slot = st.sidebar.empty()
-        with slot.container():
+        with st.sidebar:
             # A code span shows the name literally (usernames cannot hold backticks).
             st.caption(f"Signed in as `{identity.username}` · {identity.viewer.role.value}")
             gate.logout_button()
-        if not st.session_state.get(STATUS):
-            slot.empty()
-            identity = gate.resolve()
-    if not identity.signed_in:
-        gate.login_form()
-        identity = gate.resolve()
+            if not st.session_state.get(STATUS):
+                gate.login_form()
+                identity = gate.resolve()
     return identity
 
 

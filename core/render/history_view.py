@@ -15,10 +15,10 @@ from datetime import date
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import library
-from core.identity import local_viewer
+from core import library, permissions
 from core.library import HistoryQuery
 from core.permissions import Scope, Viewer
+from core.render.session import current_viewer
 from db.search import HistoryRow, SearchPage, Sort
 
 FLASH = "history.flash"
@@ -45,7 +45,7 @@ def run_action(action: Action, *, success: str | None = None) -> bool:
     """Run one user action in one transaction; flash its message or its error."""
     try:
         with library.unit_of_work() as session:
-            message = action(session, local_viewer(session)) or success
+            message = action(session, current_viewer()) or success
     except ValueError as exc:  # HeadlightError and validation errors carry a readable message
         st.session_state[FLASH] = ("error", str(exc))
         return False
@@ -62,8 +62,8 @@ def show_flash() -> None:
         st.success(message)
 
 
-def query_widgets(models: list[str], tags: list[str]) -> HistoryQuery:
-    """Search box, filters and sort; returns what they ask for."""
+def query_widgets(models: list[str], tags: list[str], viewer: Viewer) -> HistoryQuery:
+    """Search box, filters and sort (only the scopes and Trash the viewer has); returns the query."""
     text = st.text_input(
         "Search titles, texts and notes",
         key="history.filter.text",
@@ -72,14 +72,18 @@ def query_widgets(models: list[str], tags: list[str]) -> HistoryQuery:
     )
     with st.expander("Filters and sort"):
         left, middle, right = st.columns(3)
-        scope = left.radio("Show", list(Scope), format_func=SCOPE_LABELS.get, key="history.filter.scope")
+        scope = left.radio(
+            "Show", permissions.scopes_for(viewer), format_func=SCOPE_LABELS.get, key="history.filter.scope"
+        )
         sort = left.selectbox("Sort", list(Sort), format_func=SORT_LABELS.get, key="history.filter.sort")
         model_ids = middle.multiselect("Models", models, key="history.filter.models")
         chosen_tags = middle.multiselect(
             "Tags (all of)", tags, key="history.filter.tags", accept_new_options=True
         )
         dates = right.date_input("Saved between", value=(), key="history.filter.dates")
-        trash = right.toggle("Trash", key="history.filter.trash", help="Deleted analyses, to restore.")
+        trash = permissions.has_trash(viewer) and right.toggle(
+            "Trash", key="history.filter.trash", help="Deleted analyses, to restore."
+        )
     date_from, date_to = _date_range(dates)
     return HistoryQuery(
         text=text,
@@ -136,7 +140,11 @@ def pager(page: SearchPage, *, page_size: int) -> None:
 
 
 def _open(visualization_id: int) -> None:
-    st.session_state[OPEN] = visualization_id
+    def view(session: Session, viewer: Viewer) -> None:
+        library.record_view(session=session, viewer=viewer, visualization_id=visualization_id)
+        st.session_state[OPEN] = visualization_id
+
+    run_action(view)
 
 
 def _restore(visualization_id: int) -> None:

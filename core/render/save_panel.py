@@ -12,9 +12,9 @@ import weakref
 
 import streamlit as st
 
-from core import library
+from core import library, permissions
 from core.analysis import Analysis
-from core.identity import local_viewer
+from core.render.session import current_viewer
 
 
 def _is(reference: object, analysis: Analysis) -> bool:
@@ -29,7 +29,7 @@ def _save(analysis: Analysis, prefix: str) -> None:
         with library.unit_of_work() as session:
             record_id = library.save_analysis(
                 session=session,
-                viewer=local_viewer(session),
+                viewer=current_viewer(),
                 analysis=analysis,
                 title=state.get(f"{prefix}.title", ""),
                 tags=state.get(f"{prefix}.tags", ""),
@@ -45,6 +45,13 @@ def render_save_panel(analysis: Analysis, *, key: str = "generate") -> None:
     """Widgets to save ``analysis``; every widget key starts with ``{key}.save``."""
     prefix = f"{key}.save"
     state = st.session_state
+    if not permissions.can_create(current_viewer()):
+        st.caption(
+            "Sign in (sidebar) to save analyses."
+            if current_viewer().user_id is None
+            else "Your role can read and run, not save."
+        )
+        return
     # "Save every run" tries each new analysis once; after a failure the Save button retries.
     if (
         state.get(f"{prefix}.auto")

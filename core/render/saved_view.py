@@ -55,21 +55,18 @@ def toolbar(record: Visualization, viewer: Viewer) -> bool:
     """Close, delete, exports and "Recompute full detail"; returns whether recompute was clicked."""
     columns = st.columns(6)
     columns[0].button("Close", key="history.open.close", on_click=_close)
-    columns[1].button(
-        "Delete",
-        key="history.open.delete",
-        disabled=not permissions.can_write(viewer, record),
-        on_click=_delete,
-        args=(record.id,),
-    )
+    # Actions the viewer may not take are left out rather than shown disabled.
+    if permissions.can_write(viewer, record):
+        columns[1].button("Delete", key="history.open.delete", on_click=_delete, args=(record.id,))
     recompute = columns[2].button(
         "Recompute full detail",
         key="history.open.recompute",
         help="Run the stored request again (same model revision, parameters and seed).",
     )
-    for column, (kind, label) in zip(
-        columns[3:], [("json", "Export JSON"), ("zip", "Export ZIP"), ("csv", "CSV of mine")], strict=True
-    ):
+    exports = [("json", "Export JSON"), ("zip", "Export ZIP")]
+    if viewer.user_id is not None:
+        exports.append(("csv", "CSV of mine"))
+    for column, (kind, label) in zip(columns[3:], exports, strict=False):
         column.button(
             label, key=f"history.open.export.{kind}", on_click=_prepare_export, args=(kind, record.id)
         )

@@ -25,8 +25,9 @@ def session_id() -> str:
 
 
 def client_id() -> str:
-    """The visitor's IP address, or this browser session when there is none (localhost)."""
-    return st.context.ip_address or session_id()
+    """The visitor's IP address, or this browser session when there is none (localhost, tests)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else session_id()
 
 
 def current_actor() -> Actor:

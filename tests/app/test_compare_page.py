@@ -11,6 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.compare import CompareOutcome, CompareRequest, compare
 from core.config import get_settings
+from db.session import dispose_all
+from tests.app.accounts import add_account, signed_in
 from tests.factories import make_analysis
 
 TIMEOUT = 240
@@ -25,11 +27,13 @@ def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[AppTest]:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("HEADLIGHT_DATABASE_URL", f"sqlite:///{tmp_path / 'headlight.db'}")
     get_settings.cache_clear()
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    add_account("alice")
+    at = signed_in(AppTest.from_file(str(APP), default_timeout=TIMEOUT))
     at.run()
     at.switch_page("pages/compare.py").run()
     assert not at.exception
     yield at
+    dispose_all()
     get_settings.cache_clear()
 
 

@@ -3,16 +3,15 @@ model, notes, Trash, paging, exports, and a database that is down."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import library
+from core import auth, library
 from core.config import get_settings
-from core.identity import local_viewer
-from db.session import dispose_all
+from db import users as users_db
+from tests.app.accounts import add_account, signed_in
 from tests.factories import make_analysis
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -20,19 +19,12 @@ TIMEOUT = 120
 ADD_NOTE = "FormSubmitter:history.note.add-Add note"
 
 
-@pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    get_settings.cache_clear()
-    yield url
-    dispose_all()
-    get_settings.cache_clear()
-
-
 def seed(*texts: str, tags: str = "") -> list[int]:
+    """Save analyses of ``texts`` as alice (created on first use)."""
     with library.unit_of_work() as session:
-        viewer = local_viewer(session)
+        user = users_db.get_by_username(session=session, username="alice")
+    viewer = auth.viewer_for(user) if user is not None else add_account("alice")
+    with library.unit_of_work() as session:
         return [
             library.save_analysis(
                 session=session, viewer=viewer, analysis=make_analysis(text), title="", tags=tags
@@ -41,8 +33,11 @@ def seed(*texts: str, tags: str = "") -> list[int]:
         ]
 
 
-def open_history() -> AppTest:
+def open_history(username: str | None = "alice") -> AppTest:
+    """The History screen, signed in as ``username`` (None: a guest)."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    if username:
+        signed_in(at, username)
     at.run()
     at.switch_page("pages/history.py")
     at.run()
@@ -60,6 +55,7 @@ def markdown(at: AppTest) -> str:
 
 def test_empty_history_says_how_to_start(database: str) -> None:
     """With nothing saved the list explains where analyses come from."""
+    add_account("alice")
     at = open_history()
     assert "No saved analyses match" in at.info[0].value
     assert "Showing 0 of 0" in captions(at)
@@ -173,7 +169,7 @@ def test_database_down_shows_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/down?connect_timeout=2")
     get_settings.cache_clear()
     try:
-        at = open_history()
+        at = open_history(username=None)
         assert "database is unavailable" in at.error[0].value
     finally:
         get_settings.cache_clear()

@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start the app on a free localhost port with embedded defaults; stop it afterwards."""
+@contextmanager
+def streamlit_server(log_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """`streamlit run app.py` on a free localhost port; yields its URL and stops it afterwards."""
     port = _free_port()
-    log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    log_path = log_dir / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **(extra_env or {})}
     command = [
         sys.executable,
         "-m",
@@ -83,6 +84,13 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on embedded defaults (guest mode lets visitors run models)."""
+    with streamlit_server(tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

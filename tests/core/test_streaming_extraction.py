@@ -117,3 +117,23 @@ def test_smollm2_layer_recompute_matches_its_analysis(service: AnalysisService) 
     info = analysis.model
     weights = service.layer_attention(info.model_id, info.revision, analysis.token_ids, 17)
     np.testing.assert_allclose(weights, analysis.attention[17].astype(np.float32), atol=1e-3)
+
+
+def test_causal_layers_compact_like_brute_force() -> None:
+    """Causal attention (zeros past each query: keys the builder skips) keeps exact top-k and overview."""
+    rng = np.random.default_rng(3)
+    seq_len, k = 700, 8
+    logits = rng.standard_normal((2, seq_len, seq_len)).astype(np.float32) * 3
+    logits[:, np.triu(np.ones((seq_len, seq_len), bool), 1)] = -np.inf
+    attention = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    attention /= attention.sum(axis=-1, keepdims=True)
+    attention[1, :, 350:] = 0.0  # one head's later keys are unused too
+    attention[1] /= np.maximum(attention[1].sum(axis=-1, keepdims=True), 1e-9)
+    compact = compact_from_full(attention[None], k=k, overview_size=64)
+    picked = np.take_along_axis(attention, compact.topk_index[0].astype(np.intp), axis=-1)
+    np.testing.assert_array_equal(picked, -np.sort(-attention, axis=-1)[..., :k])
+    edges = np.arange(65) * seq_len // 64
+    key_sums = np.add.reduceat(attention, edges[:-1], axis=-1)
+    overview = np.add.reduceat(key_sums, edges[:-1], axis=1) / np.diff(edges)[:, None]
+    decoded = compact.overview[0].astype(np.float32) / 255 * compact.overview_scale[0][:, None, None]
+    assert np.max(np.abs(decoded - overview)) <= compact.overview_scale[0].max() / 510 + 1e-6

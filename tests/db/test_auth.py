@@ -157,7 +157,7 @@ def test_changed_password_is_stored_and_audited(session: Session) -> None:
     user = add_user(session)
     new_hash = auth.hash_password("Another-pass-77")
     auth.store_changed_password(session=session, username="alice", password_hash=new_hash)
-    assert user.password_hash == new_hash and actions(session) == [audit.USER_PASSWORD_CHANGE]
+    assert user.password_hash == new_hash and actions(session) == [audit.USER_CHANGE]
     with pytest.raises(AccountError):
         auth.store_changed_password(session=session, username="ghost", password_hash=new_hash)
 

@@ -11,11 +11,11 @@ from sqlalchemy.orm import Session
 from core import library
 from core.config import get_settings
 from core.errors import HeadlightError
-from core.identity import local_viewer
 from core.library import HistoryQuery, NotFoundError, StorageError
 from db import purge as purge_command
 from db import session as db_session
-from db.models import Annotation, AuditEvent, Comparison, Visualization, VisualizationTag, utcnow
+from db import users as users_db
+from db.models import Annotation, AuditEvent, Comparison, Role, Visualization, VisualizationTag, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
 from tests.factories import make_analysis
@@ -147,9 +147,12 @@ def test_unit_of_work_commits_and_maps_integrity_errors(tmp_path, monkeypatch: p
     get_settings.cache_clear()
     try:
         with library.unit_of_work() as session:
-            viewer = local_viewer(session)
+            user_id = users_db.create_user(
+                session=session, username="kept", password_hash="x", role=Role.ANALYST
+            ).id
         with library.unit_of_work() as session:
-            assert local_viewer(session) == viewer  # committed, found again
+            kept = users_db.get_by_username(session=session, username="kept")
+            assert kept is not None and kept.id == user_id  # committed, found again
         with pytest.raises(StorageError, match="refused"), library.unit_of_work() as session:
             session.add(
                 Comparison(

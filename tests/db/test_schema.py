@@ -53,7 +53,7 @@ def test_upgrade_from_empty_then_downgrade_to_base(empty_database_url: str) -> N
                 connection, opts={"include_object": include_object, "compare_type": True}
             )
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == "0002"
+            assert context.get_current_revision() == "0003"
         init_db(engine)  # idempotent at head
         command.downgrade(alembic_config(engine), "base")
         with engine.connect() as connection:

@@ -99,13 +99,17 @@ function showDetail(detail) {
   state.selected = { layer: detail.layer, head: detail.head };
   grid.select(detail.layer, detail.head, false);
   view.show({ image: detailImage(detail), x: 0, y: 0, size: detail.size }, sameHead);
-  const blocks = detail.size < detail.seqLen ? ` in blocks of ~${Math.round(detail.seqLen / detail.size)} tokens` : "";
-  caption.textContent =
-    `Layer ${detail.layer}, head ${detail.head} · ${SOURCES[detail.source]}${blocks} · ` +
-    "wheel zooms, drag pans, double-click resets; hover or click a row or token";
-  refocus(false);
+  refocus(false); // also sets the caption
   document.body.dataset.detailHead = `${detail.layer}:${detail.head}`;
   markPainted("detail");
+}
+
+function describeDetail(detail) {
+  const blocks = detail.size < detail.seqLen ? ` in blocks of ~${Math.round(detail.seqLen / detail.size)} tokens` : "";
+  return (
+    `Layer ${detail.layer}, head ${detail.head} · ${SOURCES[detail.source]}${blocks} · ` +
+    "wheel zooms, drag pans, double-click resets; hover or click a row or token"
+  );
 }
 
 function hoverCell(cell) {
@@ -142,7 +146,9 @@ function refocus(fromMap, hoverCellOnMap = null) {
     keys: keys.map(({ key, weight }) => ({ col: detail.blockOf[key], weight })),
     hover: hoverCellOnMap,
   });
-  if (focus !== null && !hoverCellOnMap) {
+  if (focus === null) {
+    caption.textContent = describeDetail(detail);
+  } else if (!hoverCellOnMap) {
     const list = keys.map(({ key, weight }) => `${quote(key)} ${weight.toFixed(2)}`).join(", ");
     caption.textContent = `${quote(focus)} attends most to ${list || "nothing above 1/255"}`;
   }

@@ -1,0 +1,219 @@
+"""Streamlit pieces of the head atlas: the list, layers × heads heatmaps per score, the top
+heads of each kind, the rows where one head scores highest (with a click-through to the
+full analysis), the CSV export, and sharing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import atlas, batch, library, permissions, plots
+from core.analysis import MAX_TEXT_CHARS, AnalysisRequest
+from core.atlas import ATLAS_STATS, HEAD_KINDS, STAT_LABELS, AtlasResult
+from core.errors import HeadlightError
+from core.permissions import Scope, Viewer
+from core.render.analysis_view import render_analysis
+from core.render.batch_view import ATLAS, action, escaped, open_atlas, pick, step
+from core.render.session import current_actor
+from core.resources import get_service
+from db.models import Atlas
+
+SCOPE_LABELS = {
+    Scope.ALL: "All I can see",
+    Scope.MINE: "Mine",
+    Scope.PUBLIC: "Public",
+    Scope.SHARED: "Shared with me",
+}
+UNITS = {"mean_distance": "tokens", "entropy": "nats"}
+ANALYSIS = "batch.atlas.analysis"
+
+
+def _top_heads_table(result: AtlasResult) -> list[dict[str, Any]]:
+    rows = []
+    for label, stat, highest in HEAD_KINDS:
+        for rank, ranked in enumerate(atlas.top_heads(result.means[stat], k=3, highest=highest), start=1):
+            rows.append(
+                {
+                    "kind": label,
+                    "rank": rank,
+                    "head": f"L{ranked.layer} H{ranked.head}",
+                    STAT_LABELS[stat]: ranked.value,
+                }
+            )
+    return rows
+
+
+def _pick_head(result: AtlasResult, stat: str, selection: Any) -> tuple[int, int]:
+    """The head clicked in the heatmap, else the number inputs (defaulting to the top head)."""
+    points = (selection or {}).get("selection", {}).get("points", []) if isinstance(selection, dict) else []
+    if points:
+        st.session_state["batch.atlas.layer"] = int(str(points[0]["y"]).removeprefix("L"))
+        st.session_state["batch.atlas.head"] = int(str(points[0]["x"]).removeprefix("H"))
+    best = atlas.top_heads(result.means[stat], k=1)
+    default = (best[0].layer, best[0].head) if best else (0, 0)
+    st.session_state.setdefault("batch.atlas.layer", default[0])
+    st.session_state.setdefault("batch.atlas.head", default[1])
+    left, right = st.columns(2)
+    layer = left.number_input("Layer", 0, result.n_layers - 1, key="batch.atlas.layer")
+    head = right.number_input("Head", 0, result.n_heads - 1, key="batch.atlas.head")
+    return int(layer), int(head)
+
+
+def _run_row(record: Atlas, text: str) -> None:
+    """Analyse one dataset row with the atlas's model and keep it for the inline view."""
+    try:
+        request = AnalysisRequest(model_id=record.model_id, text=text[:MAX_TEXT_CHARS])
+        with st.spinner(f"Running {record.model_id} on this row…"):
+            st.session_state[ANALYSIS] = get_service().run(request, actor=current_actor())
+    except (HeadlightError, ValueError) as exc:
+        st.error(str(exc))
+
+
+def _open_in_generate(record: Atlas, text: str) -> None:
+    st.session_state["generate.model"] = record.model_id
+    st.session_state["generate.text"] = text[:MAX_TEXT_CHARS]
+    st.switch_page("pages/generate.py")
+
+
+def _top_rows(record: Atlas, viewer: Viewer, stat: str, layer: int, head: int) -> None:
+    with library.unit_of_work() as session:
+        rows = batch.top_rows(
+            session=session, viewer=viewer, atlas_id=record.id, stat=stat, layer=layer, head=head
+        )
+    st.markdown(f"**Rows where L{layer} H{head} scores highest on {STAT_LABELS[stat].lower()}**")
+    if not rows:
+        st.caption("No row has this score for this head (induction needs a repeated token).")
+    for top in rows:
+        with st.container(border=True):
+            text_col, run_col, open_col = st.columns([6, 1, 1], vertical_alignment="center")
+            with text_col:
+                escaped(f"row {top.position} · {top.value:.3f}", style="color:#57606a;font-size:0.85em")
+                escaped(top.text[:400] + ("…" if len(top.text) > 400 else ""))
+            if run_col.button("Analyse", key=f"batch.atlas.run.{top.row_id}"):
+                _run_row(record, top.text)
+            if open_col.button("Generate ↗", key=f"batch.atlas.open.{top.row_id}"):
+                _open_in_generate(record, top.text)
+    analysis = st.session_state.get(ANALYSIS)
+    if analysis is not None and analysis.model.model_id == record.model_id:
+        st.divider()
+        render_analysis(analysis, key="batch.atlas.view")
+
+
+def _sharing(record: Atlas, viewer: Viewer) -> None:
+    with st.expander("Sharing"):
+        public = st.toggle(
+            "Public (anyone signed in can open it)", value=record.is_public, key="batch.atlas.public"
+        )
+        message = "Now public." if public else "Now private."
+        if public != record.is_public and action(
+            step(batch.set_atlas_public, message, atlas_id=record.id, public=public)
+        ):
+            st.rerun()
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        username = left.text_input("Share with (username)", key="batch.atlas.share.user")
+        if right.button("Share", key="batch.atlas.share") and username.strip():
+            action(
+                step(
+                    batch.share_atlas,
+                    f"Shared with {username.strip()}.",
+                    atlas_id=record.id,
+                    username=username,
+                )
+            )
+            st.rerun()
+        with library.unit_of_work() as session:
+            grantees = batch.atlas_grantees(session=session, viewer=viewer, atlas_id=record.id)
+        for user_id, name in grantees:
+            left, right = st.columns([4, 1])
+            left.write(name)
+            if right.button("Stop sharing", key=f"batch.atlas.unshare.{user_id}"):
+                action(step(batch.unshare_atlas, "Stopped sharing.", atlas_id=record.id, user_id=user_id))
+                st.rerun()
+
+
+def atlas_panel(record: Atlas, viewer: Viewer) -> None:
+    """One atlas: facts, export, sharing, heatmaps, top heads and top rows."""
+    result = batch.atlas_result(record)
+    escaped(record.title, style="font-size:1.4em;font-weight:600")
+    st.caption(
+        f"{record.model_id} ({record.n_layers} layers × {record.n_heads} heads) · {record.rows_used:,} rows"
+        + (f", {record.rows_failed:,} failed" if record.rows_failed else "")
+        + f" · {record.created_at:%Y-%m-%d %H:%M} UTC · {'public' if record.is_public else 'private'}"
+    )
+    left, right = st.columns(2)
+    with library.unit_of_work() as session:
+        data = batch.export_atlas_csv(session=session, viewer=viewer, atlas_id=record.id)
+    left.download_button(
+        "Download CSV",
+        data,
+        file_name=f"headlight-atlas-{record.id}.csv",
+        mime="text/csv",
+        key="batch.atlas.csv",
+    )
+    writable = permissions.can_write(viewer, record)
+    if writable and right.button("Delete atlas", key="batch.atlas.delete"):
+        action(step(batch.delete_atlas, "Atlas moved to the Trash.", atlas_id=record.id))
+        st.session_state.pop(ATLAS, None)
+        st.rerun()
+    if writable:
+        _sharing(record, viewer)
+    st.markdown("**Top heads of each kind**")
+    st.dataframe(_top_heads_table(result), hide_index=True, key="batch.atlas.top")
+    stat = st.radio(
+        "Score", ATLAS_STATS, format_func=STAT_LABELS.get, horizontal=True, key="batch.atlas.stat"
+    )
+    selection = st.plotly_chart(
+        plots.head_stat_heatmap(result.means[stat], title=STAT_LABELS[stat], unit=UNITS.get(stat, "")),
+        key="batch.atlas.heatmap",
+        on_select="rerun",
+        selection_mode="points",
+    )
+    st.caption(
+        f"{int(result.rows_scored[stat].max()):,} rows carry this score. Click a cell to pick its head."
+    )
+    layer, head = _pick_head(result, stat, selection)
+    _top_rows(record, viewer, stat, layer, head)
+
+
+def _atlas_label(record: Atlas) -> str:
+    return f"#{record.id} {record.title} · {record.rows_used:,} rows · {record.created_at:%Y-%m-%d}"
+
+
+def atlases_section(viewer: Viewer) -> None:
+    scope = st.radio(
+        "Show", list(SCOPE_LABELS), format_func=SCOPE_LABELS.get, horizontal=True, key="batch.atlases.scope"
+    )
+    with library.unit_of_work() as session:
+        items = batch.list_atlases(session=session, viewer=viewer, scope=Scope(scope))
+    if not items:
+        st.info("No head atlases yet: run a head-atlas job on the Jobs tab.")
+        return
+    by_id = {record.id: record for record, _ in items}
+    atlas_id = pick(
+        "Atlas",
+        list(by_id),
+        key="batch.atlases.pick",
+        remembered=st.session_state.get(ATLAS),
+        describe=lambda i: _atlas_label(by_id[i]),
+    )
+    if st.session_state.get(ATLAS) != atlas_id:
+        st.session_state.pop(ANALYSIS, None)
+    st.session_state[ATLAS] = atlas_id
+    atlas_panel(by_id[atlas_id], viewer)
+
+
+def history_entry(viewer: Viewer) -> None:
+    """On History: the viewer's head atlases, each opening on the Batch screen."""
+    with library.unit_of_work() as session:
+        items = batch.list_atlases(session=session, viewer=viewer)
+    if not items:
+        return
+    with st.expander(f"Head atlases ({len(items)})"):
+        for record, _ in items[:20]:
+            left, right = st.columns([5, 1], vertical_alignment="center")
+            with left:
+                escaped(_atlas_label(record))
+            if right.button("Open", key=f"history.atlas.{record.id}"):
+                open_atlas(record.id)
+                st.switch_page("pages/batch.py")

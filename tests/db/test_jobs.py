@@ -1,0 +1,445 @@
+"""`run_job` on a tiny model against SQLite and Postgres: completion and results, cancel,
+retries with backoff, failing rows, a worker dying mid-job and the resume, two workers on
+one job, recovery of stale jobs, and the webhook."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import sessionmaker
+
+from core import atlas, batch
+from core.jobs import tasks, webhook
+from core.jobs.contract import JobStatus, RowStatus, TransientError
+from core.jobs.retry import RetryPolicy
+from core.jobs.tasks import RunConfig, run_job
+from core.loading import LoadedModel
+from core.permissions import Viewer
+from db import jobs as jobs_db
+from db.models import Atlas, Job, Role, utcnow
+from tests.core.tiny import tiny_model
+from tests.db.batch_helpers import FakeService, committing_factory, event_kinds, job_rows, seed_job, texts
+
+FAST = RunConfig(claim_rows=3, pause_s=0.0, retry=RetryPolicy(attempts=3, base_s=0.01, max_s=0.02))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sessionmaker]:
+    yield from committing_factory(request, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    return tiny_model("causal", n_layers=2, n_heads=2)
+
+
+def _run(factory: sessionmaker, job_id: int, loaded: LoadedModel, **kwargs: object) -> JobStatus:
+    options = {"worker_name": "w1:1", "config": FAST, "rng": random.Random(0), **kwargs}
+    return run_job(job_id, session_factory=factory, service=FakeService(loaded), **options)
+
+
+def _job(factory: sessionmaker, job_id: int) -> Job:
+    with factory() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def _owner(factory: sessionmaker, job_id: int) -> Viewer:
+    return Viewer(user_id=_job(factory, job_id).owner_id, role=Role.ANALYST)
+
+
+def _assert_each_row_once(factory: sessionmaker, job_id: int, n_rows: int) -> None:
+    rows = job_rows(factory, job_id)
+    assert len(rows) == n_rows and len({r.row_id for r in rows}) == n_rows
+    assert all(r.status is RowStatus.DONE for r in rows)
+
+
+def test_job_completes_with_the_right_atlas(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """Every row is scored once; the saved atlas is the mean of the per-row scores."""
+    rows = texts(7)
+    job_id = seed_job(factory, rows, loaded)
+    assert _run(factory, job_id, loaded) is JobStatus.COMPLETED
+    job = _job(factory, job_id)
+    assert (job.rows_done, job.rows_failed, job.progress, job.worker) == (7, 0, 1.0, "w1:1")
+    assert job.started_at is not None and job.finished_at is not None
+    _assert_each_row_once(factory, job_id, 7)
+    expected = np.mean(
+        [atlas.row_head_scores(loaded, atlas.row_token_ids(loaded.tokenizer, t, 24)[0]) for t in rows], axis=0
+    )
+    with factory() as session:
+        saved = session.get(Atlas, job.result["atlas_id"])
+        assert saved is not None and saved.rows_used == 7 and saved.owner_id == job.owner_id
+        result = batch.atlas_result(saved)
+    np.testing.assert_allclose(
+        result.means["entropy"], expected[atlas.ATLAS_STATS.index("entropy")], rtol=1e-5
+    )
+    kinds = event_kinds(factory, job_id)
+    assert kinds[:2] == ["queued", "started"] and kinds[-1] == "completed"
+    assert kinds.count("progress") == 7  # 14%, 28%, ... each crosses a tenth
+    assert _run(factory, job_id, loaded) is JobStatus.COMPLETED  # a second delivery does nothing
+    assert event_kinds(factory, job_id) == kinds
+
+
+def test_cancel_stops_within_a_row_and_resume_finishes(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """A cancel during row 3 stops the worker after it; resume does only the rows left."""
+    job_id = seed_job(factory, texts(10), loaded)
+    viewer = _owner(factory, job_id)
+    calls = []
+
+    def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
+        calls.append(1)
+        if len(calls) == 3:
+            with factory.begin() as session:
+                assert batch.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.RUNNING
+        return atlas.row_head_scores(model, ids)
+
+    assert _run(factory, job_id, loaded, scorer=scorer) is JobStatus.CANCELLED
+    job = _job(factory, job_id)
+    assert job.rows_done == 3 and len(calls) == 3
+    assert {r.status for r in job_rows(factory, job_id)} == {RowStatus.DONE}  # claims handed back
+    kinds = event_kinds(factory, job_id)
+    assert "cancel requested" in kinds and kinds[-1] == "cancelled"
+    with factory.begin() as session, pytest.raises(ValueError, match="already finished"):
+        batch.cancel_job(session=session, viewer=viewer, job_id=job_id)
+    with factory.begin() as session:
+        batch.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60)
+    calls.clear()
+    assert _run(factory, job_id, loaded) is JobStatus.COMPLETED
+    _assert_each_row_once(factory, job_id, 10)
+
+
+def test_cancel_while_queued(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """A queued job cancels at once; a worker that picks it up later leaves it alone."""
+    job_id = seed_job(factory, texts(2), loaded)
+    with factory.begin() as session:
+        assert (
+            batch.cancel_job(session=session, viewer=_owner(factory, job_id), job_id=job_id)
+            is JobStatus.CANCELLED
+        )
+    assert _run(factory, job_id, loaded) is JobStatus.CANCELLED
+    assert job_rows(factory, job_id) == []
+
+
+def test_transient_errors_back_off_with_seeded_jitter(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """Two transient failures are retried after 1 s and 2 s (scaled by the seeded jitter)."""
+    job_id = seed_job(factory, texts(2), loaded)
+    failures = iter([TransientError("busy"), TransientError("busy again")])
+    slept: list[float] = []
+
+    def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return atlas.row_head_scores(model, ids)
+
+    policy = RetryPolicy(attempts=4, base_s=1.0, max_s=10.0, jitter=0.5)
+    config = RunConfig(claim_rows=3, pause_s=0.0, retry=policy)
+    status = _run(
+        factory, job_id, loaded, scorer=scorer, config=config, rng=random.Random(7), sleep=slept.append
+    )
+    assert status is JobStatus.COMPLETED
+    check = random.Random(7)
+    backoff = [s for s in slept if s > 0]  # the rest are the (zero) pauses between rows
+    assert backoff == [1.0 * (1 - 0.5 * check.random()), 2.0 * (1 - 0.5 * check.random())]
+    first = job_rows(factory, job_id)[0]
+    assert first.attempts == 3 and first.status is RowStatus.DONE
+    assert event_kinds(factory, job_id).count("retry") == 2
+
+
+def test_a_failing_row_is_recorded_and_the_job_goes_on(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """A row whose scoring raises is kept with its error; a transient error that never
+    passes fails only its row too; the job completes with the rest."""
+    rows = texts(5)
+    job_id = seed_job(factory, rows, loaded)
+
+    def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
+        if ids == atlas.row_token_ids(loaded.tokenizer, rows[1], 24)[0]:
+            raise ValueError("bad row")
+        if ids == atlas.row_token_ids(loaded.tokenizer, rows[3], 24)[0]:
+            raise TimeoutError("never answers")
+        return atlas.row_head_scores(model, ids)
+
+    assert _run(factory, job_id, loaded, scorer=scorer) is JobStatus.COMPLETED
+    job = _job(factory, job_id)
+    assert (job.rows_done, job.rows_failed) == (3, 2)
+    failed = {r.error: r.attempts for r in job_rows(factory, job_id) if r.status is RowStatus.FAILED}
+    assert failed == {"ValueError: bad row": 1, "TimeoutError: never answers": 3}
+    with factory() as session:
+        view = batch.job_view(session=session, viewer=_owner(factory, job_id), job_id=job_id, lease_s=60)
+    assert [position for position, _, _ in view.failed_rows] == [1, 3]
+    assert event_kinds(factory, job_id).count("row failed") == 2
+
+
+def test_every_row_failing_fails_the_job_resumably(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """With no row done the job fails with the first error; resume retries the failed rows."""
+    job_id = seed_job(factory, texts(3), loaded)
+
+    def broken(model: LoadedModel, ids: list[int]) -> np.ndarray:
+        raise RuntimeError("model on fire")
+
+    assert _run(factory, job_id, loaded, scorer=broken) is JobStatus.FAILED
+    assert "every row failed; the first: RuntimeError: model on fire" in _job(factory, job_id).error
+    with factory.begin() as session:
+        job = batch.resume_job(session=session, viewer=_owner(factory, job_id), job_id=job_id, lease_s=60)
+        assert job.status is JobStatus.QUEUED and job.rows_failed == 0
+    assert _run(factory, job_id, loaded) is JobStatus.COMPLETED
+    assert "resumed" in event_kinds(factory, job_id)
+
+
+def test_worker_killed_mid_job_resumes_without_duplicates_or_losses(
+    factory: sessionmaker, loaded: LoadedModel
+) -> None:
+    """A worker dying (SystemExit) mid-chunk leaves the job running with its claims; the
+    restarted node releases them and finishes: every row exactly once."""
+    rows = texts(11)
+    job_id = seed_job(factory, rows, loaded)
+    seen: list[int] = []
+
+    def dies_on_row_5(model: LoadedModel, ids: list[int]) -> np.ndarray:
+        seen.append(1)
+        if len(seen) == 5:
+            raise SystemExit("worker killed")
+        return atlas.row_head_scores(model, ids)
+
+    with pytest.raises(SystemExit):
+        _run(factory, job_id, loaded, scorer=dies_on_row_5, worker_name="node-a:100")
+    job = _job(factory, job_id)
+    assert job.status is JobStatus.RUNNING and job.rows_done == 4
+    statuses = [r.status for r in job_rows(factory, job_id)]
+    assert statuses.count(RowStatus.CLAIMED) == 2  # the rest of the dying worker's chunk
+
+    sent: list[int] = []
+    assert tasks.recover(factory, worker_prefix="node-a:", lease_s=300, enqueue=sent.append) == [job_id]
+    assert sent == [job_id] and "interrupted" in event_kinds(factory, job_id)
+    assert _run(factory, job_id, loaded, worker_name="node-a:200") is JobStatus.COMPLETED
+    _assert_each_row_once(factory, job_id, 11)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Atlas).where(Atlas.job_id == job_id)) == 1
+
+
+def test_worker_killed_between_chunks_is_found_by_its_last_report(
+    factory: sessionmaker, loaded: LoadedModel
+) -> None:
+    """A worker that died holding no claims is still the job's last reporter: its node's
+    restart sends the job again."""
+    job_id = seed_job(factory, texts(4), loaded)
+    with factory.begin() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.RUNNING, worker="node-d:7", heartbeat_at=utcnow())
+        )
+    sent: list[int] = []
+    assert tasks.recover(factory, worker_prefix="node-d:", lease_s=300, enqueue=sent.append) == [job_id]
+    assert _run(factory, job_id, loaded, worker_name="node-d:8") is JobStatus.COMPLETED
+    _assert_each_row_once(factory, job_id, 4)
+
+
+def test_another_worker_takes_over_expired_claims(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """Without a restart, claims older than the lease go to whichever worker comes next."""
+    job_id = seed_job(factory, texts(6), loaded)
+    seen: list[int] = []
+
+    def dies(model: LoadedModel, ids: list[int]) -> np.ndarray:
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return atlas.row_head_scores(model, ids)
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(factory, job_id, loaded, scorer=dies, worker_name="node-b:1")
+    with factory.begin() as session:  # the dead worker's claims age past the lease
+        session.execute(update(jobs_db.JobRow).values(claimed_at=utcnow() - timedelta(hours=1)))
+    assert _run(factory, job_id, loaded, worker_name="node-c:1") is JobStatus.COMPLETED
+    _assert_each_row_once(factory, job_id, 6)
+
+
+def test_two_workers_share_one_job(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """Workers running the same job at once split its rows; one of them completes it."""
+    job_id = seed_job(factory, texts(24), loaded)
+    results: list[JobStatus] = []
+    barrier = threading.Barrier(2)
+
+    def worker(name: str) -> None:
+        barrier.wait()
+        results.append(_run(factory, job_id, loaded, worker_name=name))
+
+    threads = [threading.Thread(target=worker, args=(f"node-{i}:1",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert JobStatus.COMPLETED in results and len(results) == 2
+    _assert_each_row_once(factory, job_id, 24)
+    assert event_kinds(factory, job_id).count("completed") == 1
+    assert len({r.worker for r in job_rows(factory, job_id)}) >= 1
+
+
+def test_recover_requeues_stale_and_lost_jobs(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """A running job silent past the lease goes back to queued; an old queued job is re-sent."""
+    stale_id = seed_job(factory, texts(2), loaded)
+    queued_id = seed_job(factory, texts(2), loaded)
+    old = utcnow() - timedelta(hours=2)
+    with factory.begin() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == stale_id)
+            .values(status=JobStatus.RUNNING, heartbeat_at=old, worker="gone:1")
+        )
+        session.execute(update(Job).where(Job.id == queued_id).values(created_at=old))
+    sent: list[int] = []
+    found = tasks.recover(factory, worker_prefix="nobody:", lease_s=60, enqueue=sent.append)
+    assert stale_id in found and queued_id in found and sorted(sent) == sorted(found)
+    assert _job(factory, stale_id).status is JobStatus.QUEUED
+    assert "no news from worker gone:1" in _events_text(factory, stale_id)
+
+
+def _events_text(factory: sessionmaker, job_id: int) -> str:
+    with factory() as session:
+        return " ".join(e.message for e in jobs_db.events(session=session, job_id=job_id))
+
+
+def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """A changed model revision fails the job with advice; an unreachable resource is
+    raised (the job stays running for a retry); a finished job is left alone."""
+    job_id = seed_job(factory, texts(2), loaded)
+    with factory.begin() as session:
+        job = session.get(Job, job_id)
+        job.params = {**job.params, "revision": "older"}
+    assert _run(factory, job_id, loaded) is JobStatus.FAILED
+    assert "launch a new job" in _job(factory, job_id).error
+
+    class Unreachable:
+        def load(self, model_id: str) -> tuple[LoadedModel, float]:
+            raise ConnectionError("model store down")
+
+    job_id = seed_job(factory, texts(2), loaded)
+    with pytest.raises(ConnectionError):
+        run_job(
+            job_id,
+            session_factory=factory,
+            service=Unreachable(),
+            worker_name="w:1",
+            config=FAST,
+            sleep=lambda s: None,
+        )
+    assert _job(factory, job_id).status is JobStatus.RUNNING
+    with pytest.raises(LookupError):
+        _run(factory, 999_999, loaded)
+
+
+class _Receiver:
+    """Records webhook calls; answers 500 to the first one."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bytes, dict[str, str]]] = []
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        self.calls.append((body, headers))
+        return 500 if len(self.calls) == 1 else 204
+
+
+def test_webhook_is_signed_and_retried(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """On completion the webhook gets a signed JSON body; a 500 is retried; the timeline says so."""
+    job_id = seed_job(factory, texts(2), loaded, webhook_url="https://hooks.example.org/x")
+    receiver = _Receiver()
+    config = RunConfig(pause_s=0.0, webhook_secret="s3cret", webhook_retry=RetryPolicy(3, 0.01, 0.01))
+    assert (
+        _run(factory, job_id, loaded, config=config, poster=receiver, sleep=lambda s: None)
+        is JobStatus.COMPLETED
+    )
+    assert len(receiver.calls) == 2
+    body, headers = receiver.calls[-1]
+    timestamp = int(headers[webhook.TIMESTAMP_HEADER])
+    assert webhook.verify(body, "s3cret", timestamp, headers[webhook.SIGNATURE_HEADER])
+    assert b'"event":"job.completed"' in body and b'"rows_done":2' in body
+    assert "delivered: HTTP 204 after 2 attempts" in _events_text(factory, job_id)
+
+
+def test_webhook_without_a_secret_is_not_sent(factory: sessionmaker, loaded: LoadedModel) -> None:
+    job_id = seed_job(factory, texts(1), loaded, webhook_url="https://hooks.example.org/x")
+    receiver = _Receiver()
+    assert _run(factory, job_id, loaded, poster=receiver) is JobStatus.COMPLETED
+    assert receiver.calls == [] and "no HEADLIGHT_WEBHOOK_SECRET" in _events_text(factory, job_id)
+
+
+def test_progress_and_eta(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """The ETA follows the recent pace; finished jobs have none."""
+    job_id = seed_job(factory, texts(4), loaded)
+    with factory.begin() as session:
+        now = utcnow()
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.RUNNING, started_at=now - timedelta(seconds=10))
+        )
+        job = session.get(Job, job_id)
+        rows = jobs_db.claim_rows(
+            session=session,
+            job=job,
+            dataset_id=job.params["dataset_id"],
+            worker="w",
+            limit=2,
+            stale_before=now,
+        )
+        for row_id, _ in rows:
+            jobs_db.record_row(
+                session=session, job_id=job_id, row_id=row_id, worker="w", status=RowStatus.DONE, attempts=1
+            )
+        job = jobs_db.refresh_counts(session=session, job_id=job_id)
+        progress = batch.progress(session=session, job=job)
+    assert (progress.done, progress.total, progress.fraction) == (2, 4, 0.5)
+    assert progress.eta_s == pytest.approx(10.0, rel=0.2)  # 2 rows in ~10 s, 2 to go
+
+
+def test_claims_never_overlap(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """Two claims on one job get disjoint rows; a done row is never overwritten."""
+    job_id = seed_job(factory, texts(5), loaded)
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.RUNNING))
+        job = session.get(Job, job_id)
+        dataset_id = job.params["dataset_id"]
+        first = jobs_db.claim_rows(
+            session=session,
+            job=job,
+            dataset_id=dataset_id,
+            worker="a",
+            limit=3,
+            stale_before=utcnow() - timedelta(minutes=5),
+        )
+        second = jobs_db.claim_rows(
+            session=session,
+            job=job,
+            dataset_id=dataset_id,
+            worker="b",
+            limit=3,
+            stale_before=utcnow() - timedelta(minutes=5),
+        )
+        assert len(first) == 3 and len(second) == 2
+        assert not {r for r, _ in first} & {r for r, _ in second}
+        row_id = first[0][0]
+        assert jobs_db.record_row(
+            session=session, job_id=job_id, row_id=row_id, worker="a", status=RowStatus.DONE, attempts=1
+        )
+        assert not jobs_db.record_row(
+            session=session,
+            job_id=job_id,
+            row_id=row_id,
+            worker="b",
+            status=RowStatus.FAILED,
+            attempts=1,
+            error="late",
+        )
+        assert jobs_db.job_row_counts(session=session, job_id=job_id) == {
+            RowStatus.DONE: 1,
+            RowStatus.CLAIMED: 4,
+        }
