@@ -143,6 +143,7 @@ def _start_workers(n: int, threads: int, env: dict[str, str], log_dir: Path) -> 
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            "--loglevel=INFO",
         ]
         worker_env = {**env, "HEADLIGHT_BATCH_TORCH_THREADS": str(threads)}
         workers.append(
@@ -154,7 +155,7 @@ def _start_workers(n: int, threads: int, env: dict[str, str], log_dir: Path) -> 
         if all(" ready." in log for log in logs):
             return workers
         time.sleep(0.2)
-    raise RuntimeError("workers did not start")
+    raise RuntimeError("workers did not start:\n" + "\n".join(log[-2000:] for log in logs))
 
 
 def _job(factory: sessionmaker[Session], owner_id: int, dataset_id: int, revision: str, rows: int) -> int:

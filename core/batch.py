@@ -54,6 +54,7 @@ def create_dataset(
 ) -> Dataset:
     """Store a checked upload (rows and report) privately for the viewer."""
     owner_id = _require_create(viewer, "upload datasets")
+    jobs_db.take_write_lock(session=session)
     dataset = dataset_db.create_dataset(
         session=session,
         owner_id=owner_id,
@@ -114,6 +115,7 @@ def preview_rows(
 
 
 def _writable_dataset(session: Session, viewer: Viewer, dataset_id: int, *, deleted: bool) -> Dataset:
+    jobs_db.take_write_lock(session=session)
     where = permissions.trash_filter(viewer, Dataset) if deleted else permissions.dataset_filter(viewer)
     dataset = dataset_db.get_dataset(session=session, dataset_id=dataset_id, readable=where)
     if dataset is None:
@@ -148,25 +150,39 @@ def restore_dataset(*, session: Session, viewer: Viewer, dataset_id: int) -> Non
     )
 
 
-def compute_tokenization(
-    *, session: Session, viewer: Viewer, dataset_id: int, service: ModelSource, model_id: str
-) -> TokenizationStats:
-    """Tokenize every row with one model's tokenizer and store the statistics."""
-    _require_create(viewer, "compute tokenization statistics")
+def dataset_texts(*, session: Session, viewer: Viewer, dataset_id: int) -> list[str]:
+    """Every row's text, in order (for tokenizing outside the transaction)."""
     open_dataset(session=session, viewer=viewer, dataset_id=dataset_id)
+    return [text for batch in dataset_db.iter_texts(session=session, dataset_id=dataset_id) for text in batch]
+
+
+def count_tokens(texts: list[str], *, service: ModelSource, model_id: str) -> tuple[str, TokenizationStats]:
+    """``(model revision, statistics)`` of one model's tokenizer over ``texts``; no database."""
     loaded, _ = service.load(model_id)
-    texts = [
-        text for batch in dataset_db.iter_texts(session=session, dataset_id=dataset_id) for text in batch
-    ]
     stats = datasets.tokenization_stats(texts, loaded.tokenizer, max_tokens=loaded.spec.max_input_tokens)
+    return loaded.spec.revision, stats
+
+
+def save_tokenization(
+    *,
+    session: Session,
+    viewer: Viewer,
+    dataset_id: int,
+    model_id: str,
+    revision: str,
+    stats: TokenizationStats,
+) -> None:
+    """Store (or replace) one model revision's statistics for a dataset."""
+    _require_create(viewer, "compute tokenization statistics")
+    jobs_db.take_write_lock(session=session)
+    open_dataset(session=session, viewer=viewer, dataset_id=dataset_id)
     dataset_db.save_tokenization(
         session=session,
         dataset_id=dataset_id,
         model_id=model_id,
-        model_revision=loaded.spec.revision,
+        model_revision=revision,
         stats=stats.as_dict(),
     )
-    return stats
 
 
 def tokenizations(
@@ -225,6 +241,7 @@ def launch_atlas_job(
 ) -> Job:
     """Queue a head-atlas job over a dataset; dispatch it once this transaction commits."""
     owner_id = _require_create(viewer, "run batch jobs")
+    jobs_db.take_write_lock(session=session)
     dataset = open_dataset(session=session, viewer=viewer, dataset_id=dataset_id)
     spec = registry.get(model_id)
     where = availability(spec)
@@ -421,6 +438,7 @@ def top_rows(
 
 
 def _writable_atlas(session: Session, viewer: Viewer, atlas_id: int, *, deleted: bool = False) -> Atlas:
+    jobs_db.take_write_lock(session=session)
     where = permissions.trash_filter(viewer, Atlas) if deleted else permissions.read_filter(viewer, Atlas)
     record = atlas_db.get_atlas(session=session, atlas_id=atlas_id, readable=where)
     if record is None:

@@ -130,9 +130,7 @@ class _AttentionSink:
 
     def __init__(self, n_layers: int, n_heads: int, seq_len: int, keep_full: bool) -> None:
         self.stats = {name: np.zeros((n_layers, n_heads), np.float32) for name in STAT_NAMES}
-        self.full = (
-            np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
-        )
+        self.full = np.empty((n_layers, n_heads, seq_len, seq_len), dtype=np.float16) if keep_full else None
         self.builder = None if keep_full else CompactBuilder(n_layers, n_heads, seq_len)
         self._pending: Future[None] | None = None
 

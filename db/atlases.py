@@ -26,10 +26,6 @@ def get_atlas(*, session: Session, atlas_id: int, readable: ColumnElement[bool])
     return session.scalar(select(Atlas).where(Atlas.id == atlas_id, readable))
 
 
-def atlas_for_job(*, session: Session, job_id: int) -> Atlas | None:
-    return session.scalar(select(Atlas).where(Atlas.job_id == job_id))
-
-
 def list_atlases(
     *, session: Session, readable: ColumnElement[bool], limit: int = 100
 ) -> list[tuple[Atlas, str]]:

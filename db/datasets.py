@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select
+from sqlalchemy import ColumnElement, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -96,13 +96,12 @@ def list_datasets(*, session: Session, readable: ColumnElement[bool]) -> list[Da
     )
 
 
-def rows(*, session: Session, dataset_id: int, offset: int = 0, limit: int | None = None) -> list[DatasetRow]:
-    """Rows in order, from ``offset`` (a preview, or a page)."""
+def rows(*, session: Session, dataset_id: int, limit: int) -> list[DatasetRow]:
+    """The first ``limit`` rows in order (the preview)."""
     query = (
         select(DatasetRow)
         .where(DatasetRow.dataset_id == dataset_id)
         .order_by(DatasetRow.position)
-        .offset(offset)
         .limit(limit)
     )
     return list(session.scalars(query))
@@ -170,7 +169,3 @@ def tokenizations(*, session: Session, dataset_id: int) -> list[TokenizationStat
             .order_by(TokenizationStat.created_at.desc(), TokenizationStat.id.desc())
         )
     )
-
-
-def row_count(*, session: Session, dataset_id: int) -> int:
-    return session.scalar(select(func.count()).where(DatasetRow.dataset_id == dataset_id)) or 0

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, Insert, delete, exists, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -65,13 +65,24 @@ def transition(
     return result.rowcount == 1
 
 
+def take_write_lock(*, session: Session) -> None:
+    """On SQLite, make the database's write lock the transaction's first act (a no-op write).
+
+    SQLite refuses to turn a read snapshot that another writer has since outdated into a
+    write ("database is locked" at once, no waiting); a transaction that writes first waits
+    out other writers instead. Postgres locks rows as it goes and needs nothing here.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Job).where(false()).values(id=Job.id).execution_options(synchronize_session=False)
+        )
+
+
 def lock_job(*, session: Session, job_id: int) -> None:
     """Take the job's write lock as a transaction's first statement.
 
-    On Postgres this locks the job's row, so writers of one job take turns. On SQLite it
-    takes the database's write lock up front (waiting out other writers), which a
-    transaction that read first could not do: SQLite refuses to turn a read snapshot that
-    another writer has since outdated into a write.
+    On Postgres this locks the job's row, so writers of one job take turns; on SQLite it
+    takes the database's write lock up front (see `take_write_lock`).
     """
     session.execute(
         update(Job)
@@ -349,9 +360,3 @@ def iter_scores(*, session: Session, job_id: int, batch: int = 500) -> Iterator[
             return
         yield [(row_id, scores) for _, row_id, scores in found if scores is not None]
         after = found[-1][0]
-
-
-def job_row_counts(*, session: Session, job_id: int) -> dict[JobRowStatus, int]:
-    """How many rows of the job are in each state, placeholders included."""
-    query = select(JobRow.status, func.count()).where(JobRow.job_id == job_id).group_by(JobRow.status)
-    return {JobRowStatus(status): n for status, n in session.execute(query).all()}

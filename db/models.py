@@ -2,7 +2,9 @@
 
 Tables: users, visualizations (saved analyses) with their tags and annotations,
 comparisons, grants (one user lets another read a record), share links (token hash only),
-audit events and jobs. Every foreign key and every filtered or sorted column leads an index.
+audit events and jobs; for batch work (revision 0003) datasets and their rows, tokenization
+statistics, each job's timeline and per-row results, and head atlases. Every foreign key and
+every filtered or sorted column leads an index.
 
 Full-text search lives outside the ORM because it is dialect specific; the Alembic
 migrations create it: on Postgres a generated ``search_vector`` tsvector column, indexed by

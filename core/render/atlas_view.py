@@ -46,10 +46,13 @@ def _top_heads_table(result: AtlasResult) -> list[dict[str, Any]]:
 
 def _pick_head(result: AtlasResult, stat: str, selection: Any) -> tuple[int, int]:
     """The head clicked in the heatmap, else the number inputs (defaulting to the top head)."""
-    points = (selection or {}).get("selection", {}).get("points", []) if isinstance(selection, dict) else []
-    if points:
-        st.session_state["batch.atlas.layer"] = int(str(points[0]["y"]).removeprefix("L"))
-        st.session_state["batch.atlas.head"] = int(str(points[0]["x"]).removeprefix("H"))
+    points = selection.get("selection", {}).get("points", []) if isinstance(selection, dict) else []
+    clicked = (str(points[0]["y"]), str(points[0]["x"])) if points else None
+    # The chart keeps its selection across runs: apply a click once, then let the inputs rule.
+    if clicked is not None and clicked != st.session_state.get("batch.atlas.clicked"):
+        st.session_state["batch.atlas.layer"] = int(clicked[0].removeprefix("L"))
+        st.session_state["batch.atlas.head"] = int(clicked[1].removeprefix("H"))
+    st.session_state["batch.atlas.clicked"] = clicked
     best = atlas.top_heads(result.means[stat], k=1)
     default = (best[0].layer, best[0].head) if best else (0, 0)
     st.session_state.setdefault("batch.atlas.layer", default[0])

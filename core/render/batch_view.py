@@ -180,6 +180,24 @@ def choose_dataset(items: list[Dataset], *, key: str) -> Dataset | None:
     return by_id[chosen]
 
 
+def _count_tokens(dataset_id: int, model_id: str) -> None:
+    """Read the rows, tokenize outside any transaction, then store the statistics."""
+    texts: list[str] = []
+    if not action(lambda s, v: texts.extend(batch.dataset_texts(session=s, viewer=v, dataset_id=dataset_id))):
+        return
+    revision, stats = batch.count_tokens(texts, service=get_service(), model_id=model_id)
+    action(
+        step(
+            batch.save_tokenization,
+            f"{stats.total_tokens:,} tokens in {stats.rows:,} rows.",
+            dataset_id=dataset_id,
+            model_id=model_id,
+            revision=revision,
+            stats=stats,
+        )
+    )
+
+
 def _tokenization_panel(dataset: Dataset, viewer: Viewer) -> None:
     service = get_service()
     usable = [spec for spec, reason in service.model_choices() if reason is None]
@@ -192,15 +210,8 @@ def _tokenization_panel(dataset: Dataset, viewer: Viewer) -> None:
             key="batch.tokens.model",
         )
         if right.button("Count tokens", key="batch.tokens.run"):
-
-            def count(session: Session, viewer: Viewer) -> str:
-                stats = batch.compute_tokenization(
-                    session=session, viewer=viewer, dataset_id=dataset.id, service=service, model_id=model_id
-                )
-                return f"{stats.total_tokens:,} tokens in {stats.rows:,} rows."
-
             with st.spinner("Tokenizing every row…"):
-                action(count)
+                _count_tokens(dataset.id, model_id)
     with library.unit_of_work() as session:
         stored = batch.tokenizations(session=session, viewer=viewer, dataset_id=dataset.id)
     for model_id, revision, stats in stored:
@@ -252,11 +263,7 @@ def datasets_section(viewer: Viewer) -> None:
         if permissions.can_write(viewer, dataset) and st.button(
             "Delete dataset", key="batch.datasets.delete"
         ):
-            action(
-                lambda s, v: (
-                    batch.delete_dataset(session=s, viewer=v, dataset_id=dataset.id) or "Moved to the Trash."
-                )
-            )
+            action(step(batch.delete_dataset, "Moved to the Trash.", dataset_id=dataset.id))
             st.session_state.pop(DATASET, None)
             st.rerun()
     if trash:
@@ -265,11 +272,7 @@ def datasets_section(viewer: Viewer) -> None:
                 left, right = st.columns([4, 1])
                 left.write(_dataset_label(item))
                 if right.button("Restore", key=f"batch.datasets.restore.{item.id}"):
-                    action(
-                        lambda s, v, i=item.id: (
-                            batch.restore_dataset(session=s, viewer=v, dataset_id=i) or "Restored."
-                        )
-                    )
+                    action(step(batch.restore_dataset, "Restored.", dataset_id=item.id))
                     st.rerun()
 
 

@@ -5,12 +5,14 @@ the same "not found" as for an analysis that does not exist."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from core import auth
+from core.config import get_settings
 from db import users as users_db
 from db.models import Role
 from db.session import get_sessionmaker
@@ -21,6 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.model]
 # Stored (hashed) only in this module's temporary database.
 PASSWORD = "Browser-pass-42"
 TIMEOUT_MS = 240_000
+COOKIE = get_settings().cookie_name
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +54,10 @@ def test_share_link_works_until_revoked(app_url: str, browser, artifacts: Path) 
     page.goto(app_url)
     wait_for_app(page)
     sign_in(page)
+    # The authenticator's component sets the login cookie in the browser shortly after.
+    deadline = time.monotonic() + 30
+    while not any(c["name"] == COOKIE for c in owner.cookies()) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
     page.reload()
     wait_for_app(page)
     page.get_by_text("Signed in as").wait_for(timeout=60_000)  # the login cookie survived

@@ -73,20 +73,18 @@ def test_tokenizations_are_stored_per_model(session: Session, make_user: UserFac
     alice = make_user("alice")
     dataset = _upload(session, alice, "hello world\nthe cat sat on the mat\n")
     loaded = tiny_model()
-    first = batch.compute_tokenization(
-        session=session,
-        viewer=alice,
-        dataset_id=dataset.id,
-        service=FakeService(loaded),
-        model_id=loaded.spec.id,
-    )
-    batch.compute_tokenization(
-        session=session,
-        viewer=alice,
-        dataset_id=dataset.id,
-        service=FakeService(loaded),
-        model_id=loaded.spec.id,
-    )
+    texts = batch.dataset_texts(session=session, viewer=alice, dataset_id=dataset.id)
+    assert texts == ["hello world", "the cat sat on the mat"]
+    for _ in range(2):
+        revision, first = batch.count_tokens(texts, service=FakeService(loaded), model_id=loaded.spec.id)
+        batch.save_tokenization(
+            session=session,
+            viewer=alice,
+            dataset_id=dataset.id,
+            model_id=loaded.spec.id,
+            revision=revision,
+            stats=first,
+        )
     [(model_id, revision, stats)] = batch.tokenizations(session=session, viewer=alice, dataset_id=dataset.id)
     assert (model_id, revision, stats) == (loaded.spec.id, "test", first)
     assert stats.rows == 2 and stats.max_tokens == loaded.spec.max_input_tokens
