@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -35,12 +36,9 @@ def log_context(**fields: object) -> Iterator[None]:
         _context.reset(token)
 
 
-def configure_logging(log_format: str = "json", level: int = logging.INFO) -> None:
-    """Install one handler on the `core`/`db` loggers; idempotent across Streamlit reruns."""
-    global _configured
-    if _configured:
-        return
-    handler = logging.StreamHandler(sys.stderr)
+def build_handler(log_format: str = "json", stream: TextIO | None = None) -> logging.Handler:
+    """A handler writing `log_format` lines ("json" or "text") with the request context."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     if log_format == "json":
         handler.setFormatter(
             JsonFormatter(
@@ -51,6 +49,15 @@ def configure_logging(log_format: str = "json", level: int = logging.INFO) -> No
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     handler.addFilter(_ContextFilter())
+    return handler
+
+
+def configure_logging(log_format: str = "json", level: int = logging.INFO) -> None:
+    """Install one handler on the `core`/`db` loggers; idempotent across Streamlit reruns."""
+    global _configured
+    if _configured:
+        return
+    handler = build_handler(log_format)
     for name in ("core", "db", "headlight"):
         logger = logging.getLogger(name)
         logger.addHandler(handler)

@@ -28,7 +28,7 @@ def test_generate_draws_bertviz_offline(server_url: str, browser, artifacts: Pat
     page = context.new_page()
     page.goto(server_url)
     wait_for_app(page)
-    text_area = page.get_by_label("Text")
+    text_area = page.get_by_role("textbox", name="Text", exact=True)
     text_area.fill("The capital of France is")
     page.get_by_role("button", name="Run").click()
     page.wait_for_selector(".hl-continuation", timeout=240_000)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 
 from core import metrics_view, system
 from core.cache import MemoryCache, RedisCache
-from core.logs import configure_logging, log_context
+from core.logs import build_handler, configure_logging, log_context
 from core.model_pool import LoadFailure, ModelPool
 from core.telemetry import AnalysisEvent
 
@@ -51,12 +52,18 @@ def test_snapshot_and_readiness(tmp_path) -> None:
     assert not system.database_readiness("postgresql+psycopg://nobody@127.0.0.1:1/none").ready
 
 
-def test_json_logs_carry_context(capfd) -> None:
+def test_json_logs_carry_context() -> None:
     """Each log line is one JSON object with the request's user and id."""
-    configure_logging("json")
+    stream = io.StringIO()
+    logger = logging.getLogger("core.test_json_logs")
+    logger.addHandler(build_handler("json", stream))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
     with log_context(user="alice", request_id="r1"):
-        logging.getLogger("core.test").info("analysis", extra={"seconds": 0.5})
-    line = capfd.readouterr().err.strip().splitlines()[-1]
-    record = json.loads(line)
+        logger.info("analysis", extra={"seconds": 0.5})
+    record = json.loads(stream.getvalue().strip().splitlines()[-1])
     assert record["message"] == "analysis" and record["user"] == "alice" and record["request_id"] == "r1"
     assert record["seconds"] == 0.5 and record["level"] == "INFO"
+    configure_logging("json")  # idempotent: a second call adds no second handler
+    configure_logging("json")
+    assert len(logging.getLogger("core").handlers) == 1
