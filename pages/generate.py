@@ -16,6 +16,7 @@ from core.analysis import (
 )
 from core.config import get_settings
 from core.errors import HeadlightError, validation_message
+from core.redaction import redact
 from core.render.analysis_view import render_analysis
 from core.render.save_panel import render_save_panel
 from core.render.session import current_actor, current_viewer, mark_active
@@ -76,11 +77,22 @@ def main() -> None:
     text = st.text_area("Text", DEFAULT_TEXT, height=140, max_chars=MAX_TEXT_CHARS, key="generate.text")
     mode, params = _parameters(spec.kind, spec.chat_template)
     top_k_next = st.slider("Next-token candidates shown", 1, MAX_TOP_K_NEXT, 5, key="generate.top_k_next")
+    redact_text = st.checkbox(
+        "Redact e-mail addresses, phone, card numbers and IP addresses first",
+        help="Applied before the model runs, so nothing saved, cached or exported contains them.",
+        key="generate.redact",
+    )
 
     left, right = st.columns([1, 4], vertical_alignment="center")
     run = left.button("Run", type="primary", key="generate.run", disabled=bool(reasons[model_id]))
     if run:
         try:
+            if redact_text:
+                redaction = redact(text)
+                text = redaction.text
+                if any(redaction.counts.values()):
+                    found = ", ".join(f"{n} {kind}" for kind, n in redaction.counts.items() if n)
+                    st.info(f"Redacted before analysis: {found}.")
             request = AnalysisRequest(
                 model_id=model_id,
                 text=text,

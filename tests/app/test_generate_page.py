@@ -91,3 +91,16 @@ def test_repeat_is_cached_and_limit_refuses_politely(monkeypatch: pytest.MonkeyP
         assert any("0 of 2 analyses left" in c.value for c in at.caption)
     finally:
         get_settings.cache_clear()
+
+
+@pytest.mark.model
+def test_redaction_applies_before_the_model_runs(app: AppTest) -> None:
+    """With redaction on, the analysed (and so saved) text holds placeholders, not the data."""
+    app.radio(key="generate.mode").set_value(app.radio(key="generate.mode").options[1])  # Encode
+    app.text_area(key="generate.text").set_value("Mail jane.doe@example.com or call +44 20 7946 0958.")
+    app.checkbox(key="generate.redact").check()
+    app.button(key="generate.run").click().run()
+    assert not app.exception and not app.error
+    assert "1 email, 1 phone" in app.info[0].value
+    shown = next(m.value for m in app.markdown if "hl-text" in m.value)
+    assert "[EMAIL]" in shown and "jane.doe" not in shown and "7946" not in shown

@@ -119,6 +119,19 @@ def wait_for_app(page: object, timeout_ms: int = 240_000) -> None:
     )
 
 
+def wait_for_fresh_page(page: object, timeout_ms: int = 240_000) -> None:
+    """`wait_for_app` after a page load, then for the run the login cookie component starts.
+
+    The authenticator's cookie component reports back a moment after the first run of a
+    page and starts a second run; a click made before that run finishes can be superseded
+    by it. People are slower than that; tests wait.
+    """
+    wait_for_app(page, timeout_ms)
+    page.wait_for_selector("iframe[title*='cookie_manager']", state="attached", timeout=timeout_ms)  # type: ignore[attr-defined]
+    page.wait_for_timeout(1_500)  # type: ignore[attr-defined]
+    wait_for_app(page, timeout_ms)
+
+
 @pytest.fixture(autouse=True)
 def _chromium_present(request: pytest.FixtureRequest) -> None:
     if "browser" in request.keywords and not shutil.which(CHROMIUM):

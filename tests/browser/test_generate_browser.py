@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser.conftest import wait_for_app
+from tests.browser.conftest import wait_for_app, wait_for_fresh_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -27,7 +27,7 @@ def test_generate_draws_bertviz_offline(server_url: str, browser, artifacts: Pat
     context.on("request", record)
     page = context.new_page()
     page.goto(server_url)
-    wait_for_app(page)
+    wait_for_fresh_page(page)
     text_area = page.get_by_role("textbox", name="Text", exact=True)
     text_area.fill("The capital of France is")
     page.get_by_role("button", name="Run").click()

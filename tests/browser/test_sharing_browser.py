@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from core import auth
 from core.config import get_settings
 from db import users as users_db
 from db.models import Role
 from db.session import get_sessionmaker
-from tests.browser.conftest import streamlit_server, wait_for_app
+from tests.browser.conftest import streamlit_server, wait_for_app, wait_for_fresh_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -41,22 +40,10 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def sign_in(page) -> None:
-    """Submit the sidebar form until it takes.
-
-    On a fresh page the authenticator's cookie component reports back a moment after the
-    first run and starts another run; a form submitted just then is superseded by it (a
-    person typing is slower than that), so the form is filled again if it is still there.
-    """
-    for _ in range(3):
-        page.get_by_label("Username").fill("alice")
-        page.get_by_role("textbox", name="Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        try:
-            page.get_by_text("Signed in as").first.wait_for(timeout=15_000)
-            break
-        except PlaywrightTimeoutError:
-            wait_for_app(page)
-    page.get_by_text("Signed in as").first.wait_for(timeout=5_000)
+    page.get_by_label("Username").fill("alice")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Signed in as").first.wait_for(timeout=60_000)
     wait_for_app(page)
 
 
@@ -65,14 +52,14 @@ def test_share_link_works_until_revoked(app_url: str, browser, artifacts: Path) 
     owner = browser.new_context(viewport={"width": 1400, "height": 1600})
     page = owner.new_page()
     page.goto(app_url)
-    wait_for_app(page)
+    wait_for_fresh_page(page)
     sign_in(page)
     # The authenticator's component sets the login cookie in the browser shortly after.
     deadline = time.monotonic() + 30
     while not any(c["name"] == COOKIE for c in owner.cookies()) and time.monotonic() < deadline:
         page.wait_for_timeout(200)
     page.reload()
-    wait_for_app(page)
+    wait_for_fresh_page(page)
     page.get_by_text("Signed in as").first.wait_for(timeout=60_000)  # the login cookie survived
 
     page.get_by_label("Text", exact=True).fill("The capital of France is")
@@ -101,7 +88,7 @@ def test_share_link_works_until_revoked(app_url: str, browser, artifacts: Path) 
     stranger = browser.new_context(viewport={"width": 1400, "height": 1600})
     visitor = stranger.new_page()
     visitor.goto(link)
-    wait_for_app(visitor)
+    wait_for_fresh_page(visitor)
     visitor.get_by_text("Shared with you through a link").wait_for(timeout=60_000)
     visitor.locator(".hl-text").filter(has_text="The capital of France is").wait_for(timeout=60_000)
     wait_for_app(visitor)
@@ -111,7 +98,7 @@ def test_share_link_works_until_revoked(app_url: str, browser, artifacts: Path) 
     page.get_by_role("button", name="Revoke").click()
     page.get_by_text("revoked: it now opens nothing").wait_for(timeout=60_000)
     visitor.reload()
-    wait_for_app(visitor)
+    wait_for_fresh_page(visitor)
     not_found = f"Analysis #{record_id} was not found. It may have been deleted."
     visitor.get_by_text(not_found).wait_for(timeout=60_000)
     assert visitor.get_by_text("Shared with you through a link").count() == 0
