@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import bcrypt
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
@@ -205,3 +206,28 @@ def test_production_refuses_development_secrets(
     assert "will not start in production" in at.error[0].value
     assert "HEADLIGHT_COOKIE_KEY is not set" in at.error[0].value
     assert not at.sidebar.text_input and not at.title
+
+
+def test_password_change_on_the_account_page(database: str) -> None:
+    """A wrong current password is refused (and counted); the right one changes the hash."""
+    add_account("alice")
+    at = sign_in(start(), "alice")
+    at.switch_page("pages/account.py").run()
+    form = "FormSubmitter:account.password-Change password"
+
+    def change(current: str, new: str) -> None:
+        fields = {field.label: field for field in at.main.text_input}
+        fields["Current password"].set_value(current)
+        fields["New password"].set_value(new)
+        fields["Repeat password"].set_value(new)
+        at.button(key=form).click().run()
+
+    change("Wrong-current-1", "Brand-new-pass-1")
+    assert at.error[0].value == "The current password is wrong."
+    assert account("alice").failed_logins == 1
+    change(PASSWORD, "Brand-new-pass-1")
+    assert not at.exception and "Password changed" in at.success[0].value
+    user = account("alice")
+    assert user.failed_logins == 0
+    assert bcrypt.checkpw(b"Brand-new-pass-1", (user.password_hash or "").encode())
+    assert audit_actions()[-1] == "user.password_change"

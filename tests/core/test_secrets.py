@@ -14,6 +14,18 @@ from core.config import Settings
 GOOD_KEY = "k" * 20 + "Qx9-" * 8
 
 
+@pytest.fixture(autouse=True)
+def _no_cookie_key_from_the_test_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/conftest.py sets a cookie key for the app tests; these tests start without one."""
+    monkeypatch.delenv("HEADLIGHT_COOKIE_KEY", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite sets a cookie key for the app tests; these tests choose their own."""
+    monkeypatch.delenv("HEADLIGHT_COOKIE_KEY", raising=False)
+
+
 def production(**values: object) -> Settings:
     return Settings(env="production", **values)
 
