@@ -152,11 +152,11 @@ def record_failure(*, session: Session, username: str, policy: LoginPolicy, now:
         return False
     if user.locked_until is not None and not is_locked(user, now):
         users_db.clear_failures(session=session, user=user)
-    lock = user.failed_logins + 1 >= policy.max_failures
-    users_db.record_failure(
-        session=session, user=user, lock_until=now + timedelta(minutes=policy.lock_minutes) if lock else None
-    )
-    detail = {"username": user.username, "failures": user.failed_logins}
+    failures = users_db.add_failure(session=session, user=user)
+    lock = failures >= policy.max_failures
+    if lock:
+        users_db.lock(session=session, user=user, until=now + timedelta(minutes=policy.lock_minutes))
+    detail = {"username": user.username, "failures": failures}
     audit.record(
         session=session,
         actor_id=None,

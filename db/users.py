@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Role, User
@@ -80,11 +80,18 @@ def set_password_hash(*, session: Session, user: User, password_hash: str) -> No
     session.flush()
 
 
-def record_failure(*, session: Session, user: User, lock_until: datetime | None) -> None:
-    """One more failed login; ``lock_until`` locks the account until then."""
-    user.failed_logins += 1
-    if lock_until is not None:
-        user.locked_until = lock_until
+def add_failure(*, session: Session, user: User) -> int:
+    """One more failed login, counted in SQL so concurrent failures all count; the new count."""
+    session.execute(
+        update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(user, ["failed_logins"])
+    return user.failed_logins
+
+
+def lock(*, session: Session, user: User, until: datetime) -> None:
+    user.locked_until = until
     session.flush()
 
 

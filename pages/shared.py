@@ -38,7 +38,7 @@ def main() -> None:
         return
     viewed.add(link_id)
     escaped_block(record.title, style="font-size:2em;font-weight:700;margin-bottom:0.3em")
-    st.caption(f"Shared with you through a link · {record.model_id} · read-only")
+    st.caption("Shared with you through a link · read-only")
     render_analysis(records.analysis_from_record(record), key="shared")
 
 

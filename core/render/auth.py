@@ -57,7 +57,6 @@ class Identity:
     viewer: Viewer
     actor: Actor
     username: str | None = None
-    display_name: str | None = None
 
     @property
     def signed_in(self) -> bool:
@@ -75,7 +74,6 @@ class LoginGate:
     """One run's authenticator, its credentials (from the users table) and their write-back."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.policy = LoginPolicy.of(settings)
         self.database_ok = True
         try:
@@ -183,9 +181,7 @@ class LoginGate:
             with unit_of_work() as session:
                 user = auth.signed_in_user(session=session, username=username)
                 if user is not None:
-                    return Identity(
-                        auth.viewer_for(user), auth.actor_for(user), user.username, user.display_name
-                    )
+                    return Identity(auth.viewer_for(user), auth.actor_for(user), user.username)
         except HeadlightError:
             # The database is down: keep who this session was, so work on screen survives.
             previous = st.session_state.get(IDENTITY_STATE_KEY)

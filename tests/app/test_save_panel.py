@@ -80,7 +80,7 @@ def test_database_down_keeps_the_analysis_on_screen(monkeypatch: pytest.MonkeyPa
         at = AppTest.from_file(str(APP), default_timeout=120)
         signed_in(at, "alice")
         at.session_state[IDENTITY_STATE_KEY] = Identity(
-            Viewer(user_id=1, role=Role.ANALYST), Actor(key="user:1", role="analyst"), "alice", "Alice"
+            Viewer(user_id=1, role=Role.ANALYST), Actor(key="user:1", role="analyst"), "alice"
         )
         at.session_state["generate.analysis"] = make_analysis("keep me on screen")
         at.run()

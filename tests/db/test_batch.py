@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from core import batch, datasets
 from core.atlas import ATLAS_STATS, AtlasAccumulator
 from core.datasets import DatasetFormat
-from core.jobs.contract import JobStatus
+from core.jobs.contract import JobStatus, RowStatus
 from core.library import NotFoundError, PermissionDeniedError
 from core.permissions import Scope, Viewer
 from db import atlases as atlas_db
+from db import datasets as dataset_db
 from db import jobs as jobs_db
-from db.models import Dataset, Role
+from db.models import Dataset, JobRow, Role
 from tests.core.tiny import tiny_model
 from tests.db.batch_helpers import FakeService
 from tests.db.conftest import UserFactory
@@ -236,3 +238,31 @@ def test_atlas_rows_and_csv(session: Session, make_user: UserFactory) -> None:
         batch.top_rows(session=session, viewer=alice, atlas_id=atlas_id, stat="entropy", layer=2, head=0)
     lines = batch.export_atlas_csv(session=session, viewer=alice, atlas_id=atlas_id).decode().splitlines()
     assert lines[0].startswith("layer,head,previous_token,induction") and len(lines) == 1 + 2 * 3
+
+
+def test_batch_records_describe_themselves(
+    session: Session, make_user: UserFactory, registry, settings
+) -> None:
+    """Each new table's rows have a repr naming the model."""
+    alice = make_user("alice")
+    dataset = _upload(session, alice)
+    job = batch.launch_atlas_job(
+        session=session,
+        viewer=alice,
+        dataset_id=dataset.id,
+        model_id=MODEL,
+        registry=registry,
+        settings=settings,
+    )
+    atlas = atlas_db.get_atlas(session=session, atlas_id=_atlas(session, alice, dataset), readable=true())
+    row = batch.preview_rows(session=session, viewer=alice, dataset_id=dataset.id)[0]
+    event = jobs_db.events(session=session, job_id=job.id)[0]
+    stat = dataset_db.save_tokenization(
+        session=session, dataset_id=dataset.id, model_id=MODEL, model_revision="0", stats={}
+    )
+    jobs_db.record_row(
+        session=session, job_id=job.id, row_id=row.id, worker="w", status=RowStatus.DONE, attempts=1
+    )
+    job_row = session.scalars(select(JobRow)).first()
+    for record in (dataset, row, stat, event, job_row, atlas):
+        assert type(record).__name__ + "(" in repr(record)
