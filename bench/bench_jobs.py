@@ -241,7 +241,8 @@ def throughput(rows: list[str], revision: str) -> dict[tuple[int, int], float]:
                 rate = len(rows) / seconds
                 results[(n_workers, threads)] = rate
                 print(
-                    f"{n_workers} worker(s) × {threads} thread(s): {len(rows)} rows in {seconds:.1f} s = {rate:.2f} rows/s"
+                    f"{n_workers} worker(s) × {threads} thread(s): {len(rows)} rows in {seconds:.1f} s"
+                    f" = {rate:.2f} rows/s"
                 )
             finally:
                 for worker in workers:
