@@ -586,6 +586,7 @@ def _view_js(view: str) -> str:
         raise RuntimeError("bertviz is not installed.")
     source = (Path(spec.submodule_search_locations[0]) / f"{view}.js").read_text()
     script, n_removed = re.subn(r"require\.config\(\{.*?\}\);", "", source, count=1, flags=re.DOTALL)
-    if n_removed != 1 or "cdnjs" in script or "</script" in script.lower():
+    # No remote address may survive: the page must render offline.
+    if n_removed != 1 or "//cdn" in script or "</script" in script.lower():
         raise RuntimeError(f"bertviz's {view}.js changed shape; update {__name__}.")
     return script
