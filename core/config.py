@@ -65,8 +65,8 @@ class Settings(BaseSettings):
     login_lock_minutes: int = Field(default=15, ge=1)
     # Failed share-link lookups allowed per client (IP address, else browser session).
     share_link_limit: str = "10/minute"
-    # Origin used in share links (e.g. https://headlight.example.org) when the app sits
-    # behind a proxy; unset, links use the address the browser is on.
+    # The address share links start with (e.g. https://example.org/headlight) when the app
+    # sits behind a proxy or under a sub-path; unset, links use the browser's origin.
     public_url: str | None = None
 
     # Analyses per window, by role; "anonymous" applies to anyone not signed in.

@@ -60,11 +60,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def share_url(origin: str, visualization_id: int, token: str) -> str:
-    """The absolute link for ``origin`` (scheme and host of the app; any path is dropped)."""
-    parts = urlsplit(origin)
-    base = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else origin.rstrip("/")
-    return f"{base}/{SHARED_PATH}?{urlencode({'id': visualization_id, 'token': token})}"
+def origin_of(url: str) -> str:
+    """Scheme and host of a page address (``https://host:port``), without its path."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else url.rstrip("/")
+
+
+def share_url(base: str, visualization_id: int, token: str) -> str:
+    """The absolute link under ``base``, the address the app is served at."""
+    return f"{base.rstrip('/')}/{SHARED_PATH}?{urlencode({'id': visualization_id, 'token': token})}"
 
 
 def client_key(client: str) -> str:

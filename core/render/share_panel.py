@@ -25,8 +25,9 @@ KEEP_OPEN = "history.share.keep_open"
 DEFAULT_ORIGIN = "http://localhost:8501"
 
 
-def _origin() -> str:
-    return get_settings().public_url or st.context.url or DEFAULT_ORIGIN
+def _base() -> str:
+    """Where the app is served: the configured public address, else the browser's origin."""
+    return get_settings().public_url or sharing.origin_of(st.context.url or DEFAULT_ORIGIN)
 
 
 def _set_public(visualization_id: int) -> None:
@@ -43,7 +44,7 @@ def _set_public(visualization_id: int) -> None:
 def _create(visualization_id: int) -> None:
     st.session_state[KEEP_OPEN] = True
     days = sharing.EXPIRY_DAYS[st.session_state["history.share.expiry"]]
-    origin = _origin()
+    base = _base()
 
     def create(session: Session, viewer: Viewer) -> str:
         link = sharing.create_link(
@@ -55,7 +56,7 @@ def _create(visualization_id: int) -> None:
         )
         st.session_state[NEW_LINK] = (
             visualization_id,
-            sharing.share_url(origin, visualization_id, link.token),
+            sharing.share_url(base, visualization_id, link.token),
         )
         return f"Share link #{link.id} created."
 

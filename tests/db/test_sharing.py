@@ -164,6 +164,9 @@ def test_guessing_is_rate_limited_per_client(session: Session, make_user: UserFa
 
 
 def test_share_url_targets_the_shared_page() -> None:
-    url = sharing.share_url("https://headlight.example.org/history?x=1", 12, "abc-_")
-    assert url == "https://headlight.example.org/shared?id=12&token=abc-_"
+    origin = sharing.origin_of("https://headlight.example.org/history?x=1")
+    assert sharing.share_url(origin, 12, "abc-_") == "https://headlight.example.org/shared?id=12&token=abc-_"
+    assert sharing.share_url("https://example.org/tools/headlight/", 3, "t").startswith(
+        "https://example.org/tools/headlight/shared?id=3"
+    )
     assert sharing.parse_id("12") == 12 and sharing.parse_id("12abc") == 0 and sharing.parse_id("") == 0
