@@ -349,10 +349,8 @@ class Comparison(Base):
         )
 
 
-# Exactly one of visualization_id and comparison_id is set.
-_ONE_TARGET = "(visualization_id IS NULL) <> (comparison_id IS NULL)"
-# Grants may also target an atlas (revision 0003): exactly one of the three is set.
-_ONE_GRANT_TARGET = (
+# Grants (revision 0003) and share links (0004) target exactly one of the three kinds.
+_ONE_TARGET = (
     "(CASE WHEN visualization_id IS NULL THEN 0 ELSE 1 END"
     " + CASE WHEN comparison_id IS NULL THEN 0 ELSE 1 END"
     " + CASE WHEN atlas_id IS NULL THEN 0 ELSE 1 END) = 1"
@@ -364,7 +362,7 @@ class Grant(Base):
 
     __tablename__ = "grants"
     __table_args__ = (
-        CheckConstraint(_ONE_GRANT_TARGET, name="one_target"),
+        CheckConstraint(_ONE_TARGET, name="one_target"),
         UniqueConstraint("visualization_id", "grantee_id"),
         UniqueConstraint("comparison_id", "grantee_id"),
         UniqueConstraint("atlas_id", "grantee_id"),
@@ -400,6 +398,7 @@ class ShareLink(Base):
     comparison_id: Mapped[int | None] = mapped_column(
         ForeignKey("comparisons.id", ondelete="CASCADE"), index=True
     )
+    atlas_id: Mapped[int | None] = mapped_column(ForeignKey("atlases.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(128), unique=True)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
