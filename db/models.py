@@ -145,6 +145,13 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class PresetScreen(StrEnum):
+    """The screen a preset's settings fill (revision 0005)."""
+
+    GENERATE = "generate"
+    COMPARE = "compare"
+
+
 class JobRowStatus(StrEnum):
     """One row of a row-based job: claimed by a worker, done, or failed with its error."""
 
@@ -626,3 +633,96 @@ class Atlas(Base):
             f"Atlas(id={self.id!r}, owner_id={self.owner_id!r}, model_id={self.model_id!r}, "
             f"dataset_id={self.dataset_id!r}, deleted={self.deleted_at is not None})"
         )
+
+
+# --- Request log, presets (issue 8, revision 0005) ------------------------------------------
+
+
+class AnalysisRequestLog(Base):
+    """One analysis request, whatever its outcome: the source of per-model analytics and drift.
+
+    ``error_kind`` is None for a served request (model run or cache hit), else a short kind
+    (``rate_limited``, ``validation``, ``model_load``, ``inference``, ...) with a shortened
+    message. ``token_profile`` is `core.drift.token_profile`: counts of the prompt's token ids
+    hashed into a fixed number of buckets, ``{"buckets": n, "counts": {bucket: count}}``;
+    it never holds the text, and the text cannot be rebuilt from it. ``tokens`` is what the
+    model processed (prompt and generated tokens), ``input_chars`` the request text's length.
+    """
+
+    __tablename__ = "analysis_requests"
+    __table_args__ = (
+        CheckConstraint("latency_s >= 0 AND tokens >= 0 AND input_chars >= 0", name="amounts_non_negative"),
+        CheckConstraint("error_message IS NULL OR error_kind IS NOT NULL", name="message_needs_kind"),
+        Index("ix_analysis_requests_model_at", "model_id", "at"),
+        Index("ix_analysis_requests_at", "at"),
+        Index("ix_analysis_requests_user_at", "user_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(32))
+    model_id: Mapped[str] = mapped_column(String(200))
+    model_revision: Mapped[str | None] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    mode: Mapped[str] = mapped_column(String(16))
+    latency_s: Mapped[float] = mapped_column(Float)
+    cache_hit: Mapped[bool] = mapped_column(Boolean, default=False)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    input_chars: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    token_profile: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error_kind: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return (
+            f"AnalysisRequestLog(id={self.id!r}, model_id={self.model_id!r}, mode={self.mode!r}, "
+            f"cache_hit={self.cache_hit!r}, error_kind={self.error_kind!r})"
+        )
+
+
+class Preset(Base):
+    """Saved settings of the Generate or Compare screen (`core.presets.PresetSettings` JSON).
+
+    Private to its owner unless ``is_public`` (then readable by every signed-in user);
+    soft-deleted.
+    """
+
+    __tablename__ = "presets"
+    __table_args__ = (
+        CheckConstraint("length(name) > 0", name="name_not_empty"),
+        Index("ix_presets_owner_updated", "owner_id", "updated_at"),
+        Index("ix_presets_public_updated", "is_public", "updated_at"),
+        Index("ix_presets_deleted_at", "deleted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    screen: Mapped[PresetScreen] = mapped_column(_enum(PresetScreen, "preset_screen"))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"Preset(id={self.id!r}, owner_id={self.owner_id!r}, name={self.name!r}, "
+            f"screen={self.screen!r}, deleted={self.deleted_at is not None})"
+        )
+
+
+class PresetFavourite(Base):
+    """A user starred a preset (their own or a public one)."""
+
+    __tablename__ = "preset_favourites"
+    __table_args__ = (Index("ix_preset_favourites_preset_id", "preset_id"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    preset_id: Mapped[int] = mapped_column(ForeignKey("presets.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"PresetFavourite(user_id={self.user_id!r}, preset_id={self.preset_id!r})"
