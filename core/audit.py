@@ -31,6 +31,16 @@ ANALYSIS_DELETE = "analysis.delete"
 ANALYSIS_RESTORE = "analysis.restore"
 ANALYSIS_PUBLISH = "analysis.publish"
 ANALYSIS_UNPUBLISH = "analysis.unpublish"
+COMPARISON_SAVE = "comparison.save"
+COMPARISON_VIEW = "comparison.view"
+COMPARISON_EXPORT = "comparison.export"
+COMPARISON_DELETE = "comparison.delete"
+COMPARISON_RESTORE = "comparison.restore"
+COMPARISON_PUBLISH = "comparison.publish"
+COMPARISON_UNPUBLISH = "comparison.unpublish"
+ATLAS_VIEW = "atlas.view"
+ATLAS_PUBLISH = "atlas.publish"
+ATLAS_UNPUBLISH = "atlas.unpublish"
 SHARE_CREATE = "share.create"
 SHARE_REVOKE = "share.revoke"
 LOGIN_SUCCESS = "login.success"
@@ -47,7 +57,11 @@ USER_RESET = "user.password_reset"
 USER_CHANGE = "user.password_change"
 
 VISUALIZATION = "visualization"
+COMPARISON = "comparison"
+ATLAS = "atlas"
 USER = "user"
+# What a visitor opening each kind of record through a share link is recorded as.
+VIEW_ACTIONS = {VISUALIZATION: ANALYSIS_VIEW, COMPARISON: COMPARISON_VIEW, ATLAS: ATLAS_VIEW}
 MAX_ROWS = 500
 CSV_COLUMNS = ("id", "at", "actor", "action", "target_type", "target_id", "detail")
 

@@ -423,6 +423,11 @@ def top_rows(
 ) -> list[TopRow]:
     """The dataset rows where one head's ``stat`` is highest, highest first."""
     record = open_atlas(session=session, viewer=viewer, atlas_id=atlas_id)
+    return top_rows_of(session=session, record=record, stat=stat, layer=layer, head=head)
+
+
+def top_rows_of(*, session: Session, record: Atlas, stat: str, layer: int, head: int) -> list[TopRow]:
+    """`top_rows` of an atlas the caller has already opened (through the viewer or a link)."""
     if stat not in atlas_math.ATLAS_STATS:
         raise HeadlightError(f"Unknown score '{stat}'; choose one of {', '.join(atlas_math.ATLAS_STATS)}.")
     if not (0 <= layer < record.n_layers and 0 <= head < record.n_heads):
@@ -453,7 +458,7 @@ def _audit_atlas(session: Session, viewer: Viewer, action: str, atlas_id: int, *
         session=session,
         actor_id=viewer.user_id,
         action=action,
-        target_type="atlas",
+        target_type=audit.ATLAS,
         target_id=atlas_id,
         detail=detail,
     )
@@ -462,7 +467,7 @@ def _audit_atlas(session: Session, viewer: Viewer, action: str, atlas_id: int, *
 def set_atlas_public(*, session: Session, viewer: Viewer, atlas_id: int, public: bool) -> None:
     record = _writable_atlas(session, viewer, atlas_id)
     atlas_db.set_public(session=session, atlas=record, public=public)
-    _audit_atlas(session, viewer, "atlas.publish" if public else "atlas.unpublish", atlas_id)
+    _audit_atlas(session, viewer, audit.ATLAS_PUBLISH if public else audit.ATLAS_UNPUBLISH, atlas_id)
 
 
 def share_atlas(*, session: Session, viewer: Viewer, atlas_id: int, username: str) -> None:

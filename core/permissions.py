@@ -21,6 +21,12 @@ Head atlases follow the same rules as analyses (public flag, grants, soft delete
 Datasets and jobs are not shared: a dataset is used by its owner (and admins), built-in
 datasets are public; a job is seen and controlled by its owner and admins.
 
+Presets (saved screen settings) are private to their owner unless public, and public ones
+are read by every signed-in user (not by guests); analysts and admins create them, owners
+(and admins) edit, share and delete them, and anyone signed in stars what they can read.
+Per-model analytics are for signed-in users; the per-user breakdown names people, so it
+is for admins.
+
 The Python checks (`can_read`, `can_write`, ...) judge one loaded record; the SQL builders
 (`read_filter`, `list_filter`, `trash_filter`) express the same rules as WHERE clauses so
 that every list query shows exactly what `can_read` allows. Tests hold the two in step.
@@ -46,6 +52,7 @@ from db.models import (
     Dataset,
     Grant,
     Job,
+    Preset,
     Role,
     Visualization,
     grantee_term,
@@ -89,9 +96,11 @@ class SavedRecord(Protocol):
 
 
 class LinkRecord(Protocol):
-    """What the checks need from a share link."""
+    """What the checks need from a share link (it targets exactly one record)."""
 
     visualization_id: int | None
+    comparison_id: int | None
+    atlas_id: int | None
     expires_at: datetime | None
     revoked_at: datetime | None
 
@@ -144,9 +153,16 @@ def link_is_live(link: LinkRecord, *, now: datetime) -> bool:
     return link.revoked_at is None and (link.expires_at is None or link.expires_at > now)
 
 
+def link_target(link: LinkRecord, model: SavedModel) -> int | None:
+    """The id of the ``model`` record a link opens, None when it opens another kind."""
+    targets = {Visualization: link.visualization_id, Comparison: link.comparison_id, Atlas: link.atlas_id}
+    return targets[model]
+
+
 def can_read_with_link(link: LinkRecord, record: SavedRecord, *, now: datetime) -> bool:
-    """Whether a share link opens ``record``: its own, live link to a live record."""
-    return link.visualization_id == record.id and link_is_live(link, now=now) and record.deleted_at is None
+    """Whether a share link opens ``record``: its own, live link to a live record of that kind."""
+    target = link_target(link, type(record))  # type: ignore[arg-type]
+    return target == record.id and link_is_live(link, now=now) and record.deleted_at is None
 
 
 def has_trash(viewer: Viewer) -> bool:
@@ -301,3 +317,42 @@ def can_control_job(viewer: Viewer, job: Job) -> bool:
     if viewer.is_admin:
         return True
     return viewer.role is Role.ANALYST and viewer.user_id is not None and job.owner_id == viewer.user_id
+
+
+def can_view_model_analytics(viewer: Viewer) -> bool:
+    """Per-model totals, latency, errors and drift: anyone signed in."""
+    return viewer.user_id is not None
+
+
+def can_view_request_users(viewer: Viewer) -> bool:
+    """Who sent which requests (the per-user breakdown): admins only."""
+    return viewer.is_admin
+
+
+def can_read_preset(viewer: Viewer, preset: Preset) -> bool:
+    """A live preset: its owner's and admins', and every signed-in user's once public."""
+    if preset.deleted_at is not None or viewer.user_id is None:
+        return False
+    return viewer.is_admin or preset.owner_id == viewer.user_id or preset.is_public
+
+
+def can_write_preset(viewer: Viewer, preset: Preset) -> bool:
+    """Edit, rename, share, delete: the owner (an analyst) or an admin."""
+    if viewer.is_admin:
+        return True
+    return viewer.role is Role.ANALYST and viewer.user_id is not None and preset.owner_id == viewer.user_id
+
+
+def can_favourite_preset(viewer: Viewer, preset: Preset) -> bool:
+    """Starring is a personal bookmark: anyone signed in, on any preset they may read."""
+    return can_read_preset(viewer, preset)
+
+
+def preset_filter(viewer: Viewer) -> ColumnElement[bool]:
+    """WHERE clause: the live presets `can_read_preset` allows."""
+    live = Preset.deleted_at.is_(None)
+    if viewer.user_id is None:
+        return false()
+    if viewer.is_admin:
+        return live
+    return live & ((Preset.owner_id == viewer.user_id) | (Preset.is_public == true()))

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import Comparison, Grant
+from db.models import Comparison, Grant, utcnow
 
 
 @dataclass(frozen=True)
@@ -47,24 +47,53 @@ def get_comparison(
 
 
 def list_comparisons(
-    *, session: Session, readable: ColumnElement[bool], limit: int = 50
+    *,
+    session: Session,
+    readable: ColumnElement[bool],
+    text: str = "",
+    model_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> list[ComparisonRow]:
-    """The newest ``limit`` comparisons that ``readable`` admits, newest first."""
-    found = session.execute(
-        select(
-            Comparison.id,
-            Comparison.title,
-            Comparison.model_a_id,
-            Comparison.model_b_id,
-            Comparison.owner_id,
-            Comparison.is_public,
-            Comparison.created_at,
+    """Comparisons that ``readable`` admits, newest first: ``limit`` of them after ``offset``.
+
+    ``text`` matches the title or the compared text (case-insensitive substring: comparisons
+    are few next to analyses, so no full-text index); ``model_id`` either side.
+    """
+    query = select(
+        Comparison.id,
+        Comparison.title,
+        Comparison.model_a_id,
+        Comparison.model_b_id,
+        Comparison.owner_id,
+        Comparison.is_public,
+        Comparison.created_at,
+    ).where(readable)
+    if text.strip():
+        pattern = "%" + _escape_like(text.strip()) + "%"
+        query = query.where(
+            or_(Comparison.title.ilike(pattern, escape="\\"), Comparison.text.ilike(pattern, escape="\\"))
         )
-        .where(readable)
-        .order_by(Comparison.created_at.desc(), Comparison.id.desc())
-        .limit(limit)
+    if model_id:
+        query = query.where(or_(Comparison.model_a_id == model_id, Comparison.model_b_id == model_id))
+    found = session.execute(
+        query.order_by(Comparison.created_at.desc(), Comparison.id.desc()).limit(limit).offset(offset)
     )
     return [ComparisonRow(**row._asdict()) for row in found]
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def soft_delete(*, session: Session, comparison: Comparison) -> None:
+    comparison.deleted_at = utcnow()
+    session.flush()
+
+
+def restore(*, session: Session, comparison: Comparison) -> None:
+    comparison.deleted_at = None
+    session.flush()
 
 
 def granted_comparison_ids(*, session: Session, user_id: int, comparison_ids: Sequence[int]) -> set[int]:

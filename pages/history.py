@@ -1,4 +1,5 @@
-"""History: find saved analyses, reopen them without the model, annotate, export, restore."""
+"""History: find saved analyses, comparisons and head atlases, reopen them without the model,
+annotate, export, share, restore."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from core.analysis import Analysis
 from core.config import get_settings
 from core.errors import HeadlightError
 from core.permissions import Viewer
-from core.render import atlas_view, history_view, saved_view, share_panel
+from core.render import atlas_view, comparison_history, history_view, saved_view, share_panel
 from core.render.analysis_view import render_analysis
 from core.render.session import current_actor, current_viewer
 from core.resources import get_service
 from db.models import Visualization
 
 RECOMPUTED = "history.recomputed"
+KINDS = {"analyses": "Analyses", "comparisons": "Comparisons", "atlases": "Head atlases"}
 
 
 def _import_box() -> None:
@@ -91,6 +93,19 @@ def main() -> None:
             return
         st.caption("Public analyses. Sign in (sidebar) to keep, find and share your own.")
     history_view.show_flash()
+    kind = st.segmented_control(
+        "Saved", list(KINDS), format_func=KINDS.get, default="analyses", key="history.kind"
+    )
+    if kind == "comparisons":
+        comparison_history.section(viewer, get_service().registry.ids())
+        return
+    if kind == "atlases":
+        atlas_view.history_section(viewer)
+        return
+    _analyses(viewer)
+
+
+def _analyses(viewer: Viewer) -> None:
     try:
         with library.unit_of_work() as session:
             models, tags = library.filter_choices(session=session, viewer=viewer)
@@ -112,8 +127,6 @@ def main() -> None:
         st.caption(f"Analyses in the Trash are deleted for good after {days} days (`python -m db.purge`).")
     history_view.result_list(page, trash=query.trash)
     history_view.pager(page, page_size=query.page_size)
-    if viewer.user_id is not None:
-        atlas_view.history_entry(viewer)
     if permissions.can_create(viewer):
         _import_box()
     if record is not None:

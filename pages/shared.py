@@ -1,45 +1,71 @@
-"""Shared analysis: what a share link (/shared?id=…&token=…) opens, with or without an account."""
+"""Shared record: what a share link (/shared?[kind=…&]id=…&token=…) opens, with or without
+an account. Analyses, comparisons and head atlases are shown read-only."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from core import library, records, sharing
+from core import compare_store, library, records, sharing
 from core.errors import HeadlightError
 from core.render.analysis_view import render_analysis
+from core.render.atlas_view import atlas_panel
+from core.render.compare_view import render_outcome
 from core.render.history_view import escaped_block
 from core.render.session import client_id
 from core.resources import get_share_limiter
-from db.models import utcnow
+from core.sharing import RecordKind
+from db.models import Atlas, Comparison, Visualization, utcnow
 
 VIEWED = "shared.viewed"
+TITLES = {
+    RecordKind.ANALYSIS: "Shared analysis",
+    RecordKind.COMPARISON: "Shared comparison",
+    RecordKind.ATLAS: "Shared head atlas",
+}
+
+
+def _show(record: object) -> None:
+    if isinstance(record, Visualization):
+        render_analysis(records.analysis_from_record(record), key="shared")
+    elif isinstance(record, Comparison):
+        render_outcome(compare_store.outcome_from_record(record), key="shared")
+    elif isinstance(record, Atlas):
+        atlas_panel(record, None)
 
 
 def main() -> None:
-    visualization_id = sharing.parse_id(st.query_params.get("id", ""))
+    kind = sharing.parse_kind(st.query_params.get("kind", ""))
+    record_id = sharing.parse_id(st.query_params.get("id", ""))
     token = st.query_params.get("token", "")
+    if kind is None:
+        # An unknown kind reads as an analysis that does not exist: one answer for every bad link.
+        kind, record_id = RecordKind.ANALYSIS, 0
     try:
         with library.unit_of_work() as session:
             record, link_id = sharing.open_link(
                 session=session,
                 limiter=get_share_limiter(),
                 client=client_id(),
-                visualization_id=visualization_id,
+                record_id=record_id,
                 token=token,
                 now=utcnow(),
+                kind=kind,
             )
             # One view per link and browser session; reruns of this page are not new views.
             viewed = st.session_state.setdefault(VIEWED, set())
             if link_id not in viewed:
-                sharing.record_view(session=session, visualization_id=record.id, link_id=link_id)
+                sharing.record_view(session=session, record_id=record.id, link_id=link_id, kind=kind)
     except HeadlightError as exc:
-        st.title("Shared analysis")
+        st.title(TITLES[kind])
         st.error(str(exc))
         return
     viewed.add(link_id)
     escaped_block(record.title, style="font-size:2em;font-weight:700;margin-bottom:0.3em")
     st.caption("Shared with you through a link · read-only")
-    render_analysis(records.analysis_from_record(record), key="shared")
+    try:
+        _show(record)
+    except HeadlightError as exc:
+        st.error(str(exc))
 
 
 main()

@@ -13,10 +13,12 @@ from core.analysis import MAX_TEXT_CHARS, AnalysisRequest
 from core.atlas import ATLAS_STATS, HEAD_KINDS, STAT_LABELS, AtlasResult
 from core.errors import HeadlightError
 from core.permissions import Scope, Viewer
+from core.render import share_panel
 from core.render.analysis_view import render_analysis
-from core.render.batch_view import ATLAS, action, escaped, open_atlas, pick, step
+from core.render.batch_view import ATLAS, action, escaped, pick, step
 from core.render.session import current_actor
 from core.resources import get_service
+from core.sharing import RecordKind
 from db.models import Atlas
 
 SCOPE_LABELS = {
@@ -27,6 +29,8 @@ SCOPE_LABELS = {
 }
 UNITS = {"mean_distance": "tokens", "entropy": "nats"}
 ANALYSIS = "batch.atlas.analysis"
+HISTORY_OPEN = "history.atlas.open_id"
+HISTORY_LIMIT = 50
 
 
 def _top_heads_table(result: AtlasResult) -> list[dict[str, Any]]:
@@ -79,11 +83,15 @@ def _open_in_generate(record: Atlas, text: str) -> None:
     st.switch_page("pages/generate.py")
 
 
-def _top_rows(record: Atlas, viewer: Viewer, stat: str, layer: int, head: int) -> None:
+def _top_rows(record: Atlas, viewer: Viewer | None, stat: str, layer: int, head: int) -> None:
+    """The rows where a head scores highest; ``viewer`` None for a share-link visitor (read-only)."""
     with library.unit_of_work() as session:
-        rows = batch.top_rows(
-            session=session, viewer=viewer, atlas_id=record.id, stat=stat, layer=layer, head=head
-        )
+        if viewer is None:
+            rows = batch.top_rows_of(session=session, record=record, stat=stat, layer=layer, head=head)
+        else:
+            rows = batch.top_rows(
+                session=session, viewer=viewer, atlas_id=record.id, stat=stat, layer=layer, head=head
+            )
     st.markdown(f"**Rows where L{layer} H{head} scores highest on {STAT_LABELS[stat].lower()}**")
     if not rows:
         st.caption("No row has this score for this head (induction needs a repeated token).")
@@ -93,6 +101,8 @@ def _top_rows(record: Atlas, viewer: Viewer, stat: str, layer: int, head: int) -
             with text_col:
                 escaped(f"row {top.position} · {top.value:.3f}", style="color:#57606a;font-size:0.85em")
                 escaped(top.text[:400] + ("…" if len(top.text) > 400 else ""))
+            if viewer is None:
+                continue
             if run_col.button("Analyse", key=f"batch.atlas.run.{top.row_id}"):
                 _run_row(record, top.text)
             if open_col.button("Generate ↗", key=f"batch.atlas.open.{top.row_id}"):
@@ -104,15 +114,8 @@ def _top_rows(record: Atlas, viewer: Viewer, stat: str, layer: int, head: int) -
 
 
 def _sharing(record: Atlas, viewer: Viewer) -> None:
-    with st.expander("Sharing"):
-        public = st.toggle(
-            "Public (anyone signed in can open it)", value=record.is_public, key="batch.atlas.public"
-        )
-        message = "Now public." if public else "Now private."
-        if public != record.is_public and action(
-            step(batch.set_atlas_public, message, atlas_id=record.id, public=public)
-        ):
-            st.rerun()
+    share_panel.render(record, RecordKind.ATLAS)
+    with st.expander("Share with a user", icon=":material/group:"):
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         username = left.text_input("Share with (username)", key="batch.atlas.share.user")
         if right.button("Share", key="batch.atlas.share") and username.strip():
@@ -135,8 +138,11 @@ def _sharing(record: Atlas, viewer: Viewer) -> None:
                 st.rerun()
 
 
-def atlas_panel(record: Atlas, viewer: Viewer) -> None:
-    """One atlas: facts, export, sharing, heatmaps, top heads and top rows."""
+def atlas_panel(record: Atlas, viewer: Viewer | None) -> None:
+    """One atlas: facts, export, sharing, heatmaps, top heads and top rows.
+
+    ``viewer`` None shows it read-only to a visitor who followed a share link.
+    """
     result = batch.atlas_result(record)
     escaped(record.title, style="font-size:1.4em;font-weight:600")
     st.caption(
@@ -145,8 +151,11 @@ def atlas_panel(record: Atlas, viewer: Viewer) -> None:
         + f" · {record.created_at:%Y-%m-%d %H:%M} UTC · {'public' if record.is_public else 'private'}"
     )
     left, right = st.columns(2)
-    with library.unit_of_work() as session:
-        data = batch.export_atlas_csv(session=session, viewer=viewer, atlas_id=record.id)
+    if viewer is None:
+        data = atlas.atlas_csv(result)
+    else:
+        with library.unit_of_work() as session:
+            data = batch.export_atlas_csv(session=session, viewer=viewer, atlas_id=record.id)
     left.download_button(
         "Download CSV",
         data,
@@ -154,12 +163,13 @@ def atlas_panel(record: Atlas, viewer: Viewer) -> None:
         mime="text/csv",
         key="batch.atlas.csv",
     )
-    writable = permissions.can_write(viewer, record)
+    writable = viewer is not None and permissions.can_write(viewer, record)
     if writable and right.button("Delete atlas", key="batch.atlas.delete"):
         action(step(batch.delete_atlas, "Atlas moved to the Trash.", atlas_id=record.id))
         st.session_state.pop(ATLAS, None)
         st.rerun()
     if writable:
+        assert viewer is not None
         _sharing(record, viewer)
     st.markdown("**Top heads of each kind**")
     st.dataframe(_top_heads_table(result), hide_index=True, key="batch.atlas.top")
@@ -206,17 +216,33 @@ def atlases_section(viewer: Viewer) -> None:
     atlas_panel(by_id[atlas_id], viewer)
 
 
-def history_entry(viewer: Viewer) -> None:
-    """On History: the viewer's head atlases, each opening on the Batch screen."""
+def history_section(viewer: Viewer) -> None:
+    """On History: the head atlases the viewer may read; Open shows one below the list."""
     with library.unit_of_work() as session:
         items = batch.list_atlases(session=session, viewer=viewer)
     if not items:
+        st.info("No head atlases to show. Run a head-atlas job on the Batch screen.")
         return
-    with st.expander(f"Head atlases ({len(items)})"):
-        for record, _ in items[:20]:
-            left, right = st.columns([5, 1], vertical_alignment="center")
+    for record, dataset_name in items[:HISTORY_LIMIT]:
+        with st.container(border=True):
+            left, right = st.columns([6, 1], vertical_alignment="center")
             with left:
-                escaped(_atlas_label(record))
+                escaped(_atlas_label(record), style="font-weight:600")
+                escaped(
+                    f"{record.model_id} · dataset {dataset_name}" + (" · public" if record.is_public else ""),
+                    style="color:#57606a;font-size:0.85em",
+                )
             if right.button("Open", key=f"history.atlas.{record.id}"):
-                open_atlas(record.id)
-                st.switch_page("pages/batch.py")
+                st.session_state[HISTORY_OPEN] = record.id
+    atlas_id = st.session_state.get(HISTORY_OPEN)
+    if atlas_id is None:
+        return
+    try:
+        with library.unit_of_work() as session:
+            record = batch.open_atlas(session=session, viewer=viewer, atlas_id=atlas_id)
+    except HeadlightError as exc:
+        st.session_state.pop(HISTORY_OPEN, None)
+        st.warning(str(exc))
+        return
+    st.divider()
+    atlas_panel(record, viewer)

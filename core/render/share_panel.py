@@ -1,4 +1,4 @@
-"""Sharing an opened analysis on the History screen: the public switch and share links.
+"""Sharing an opened record (analysis, comparison, head atlas): the public switch and share links.
 
 A new link's address is shown once, right after it is made (only its hash is stored);
 afterwards the list shows each link's dates and status, with Revoke for the live ones.
@@ -14,15 +14,17 @@ from sqlalchemy.orm import Session
 from core import library, sharing
 from core.config import get_settings
 from core.errors import HeadlightError
-from core.permissions import Viewer
+from core.permissions import SavedRecord, Viewer
 from core.render.history_view import run_action
 from core.render.session import current_viewer
-from db.models import Visualization, utcnow
+from core.sharing import RecordKind
+from db.models import utcnow
 
-NEW_LINK = "history.share.new_link"
+NEW_LINK = "share.new_link"
 # Set by the panel's actions: its expander reopens on the run that shows their outcome.
-KEEP_OPEN = "history.share.keep_open"
+KEEP_OPEN = "share.keep_open"
 DEFAULT_ORIGIN = "http://localhost:8501"
+NOUNS = {RecordKind.ANALYSIS: "analysis", RecordKind.COMPARISON: "comparison", RecordKind.ATLAS: "head atlas"}
 
 
 def _base() -> str:
@@ -30,44 +32,40 @@ def _base() -> str:
     return get_settings().public_url or sharing.origin_of(st.context.url or DEFAULT_ORIGIN)
 
 
-def _set_public(visualization_id: int) -> None:
-    st.session_state[KEEP_OPEN] = True
-    public = bool(st.session_state[f"history.share.public.{visualization_id}"])
+def _key(kind: RecordKind, record_id: int, what: str) -> str:
+    return f"share.{kind.value}.{record_id}.{what}"
+
+
+def _set_public(kind: RecordKind, record_id: int) -> None:
+    st.session_state[KEEP_OPEN] = (kind, record_id)
+    public = bool(st.session_state[_key(kind, record_id, "public")])
+    noun = NOUNS[kind]
     run_action(
-        lambda s, v: sharing.set_public(
-            session=s, viewer=v, visualization_id=visualization_id, public=public
-        ),
-        success="Anyone can now read this analysis." if public else "This analysis is private again.",
+        lambda s, v: sharing.set_public(session=s, viewer=v, record_id=record_id, public=public, kind=kind),
+        success=f"Anyone can now read this {noun}." if public else f"This {noun} is private again.",
     )
 
 
-def _create(visualization_id: int) -> None:
-    st.session_state[KEEP_OPEN] = True
-    days = sharing.EXPIRY_DAYS[st.session_state["history.share.expiry"]]
+def _create(kind: RecordKind, record_id: int) -> None:
+    st.session_state[KEEP_OPEN] = (kind, record_id)
+    days = sharing.EXPIRY_DAYS[st.session_state[_key(kind, record_id, "expiry")]]
     base = _base()
 
     def create(session: Session, viewer: Viewer) -> str:
         link = sharing.create_link(
-            session=session,
-            viewer=viewer,
-            visualization_id=visualization_id,
-            expires_in_days=days,
-            now=utcnow(),
+            session=session, viewer=viewer, record_id=record_id, expires_in_days=days, now=utcnow(), kind=kind
         )
-        st.session_state[NEW_LINK] = (
-            visualization_id,
-            sharing.share_url(base, visualization_id, link.token),
-        )
+        st.session_state[NEW_LINK] = ((kind, record_id), sharing.share_url(base, record_id, link.token, kind))
         return f"Share link #{link.id} created."
 
     run_action(create)
 
 
-def _revoke(visualization_id: int, link_id: int) -> None:
-    st.session_state[KEEP_OPEN] = True
+def _revoke(kind: RecordKind, record_id: int, link_id: int) -> None:
+    st.session_state[KEEP_OPEN] = (kind, record_id)
     run_action(
         lambda s, v: sharing.revoke_link(
-            session=s, viewer=v, visualization_id=visualization_id, link_id=link_id, now=utcnow()
+            session=s, viewer=v, record_id=record_id, link_id=link_id, now=utcnow(), kind=kind
         ),
         success=f"Share link #{link_id} revoked: it now opens nothing.",
     )
@@ -77,27 +75,35 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "never"
 
 
-def render(record: Visualization) -> None:
-    """The Share expander for an analysis the viewer may share."""
-    with st.expander("Share", icon=":material/share:", expanded=st.session_state.pop(KEEP_OPEN, False)):
+def render(record: SavedRecord, kind: RecordKind = RecordKind.ANALYSIS) -> None:
+    """The Share expander for a record the viewer may share."""
+    target = (kind, record.id)
+    noun = NOUNS[kind]
+    keep_open = st.session_state.get(KEEP_OPEN) == target
+    if keep_open:
+        st.session_state.pop(KEEP_OPEN)
+    with st.expander("Share", icon=":material/share:", expanded=keep_open):
         st.toggle(
             "Public: everyone can read it, including visitors who are not signed in",
             value=record.is_public,
-            key=f"history.share.public.{record.id}",
+            key=_key(kind, record.id, "public"),
             on_change=_set_public,
-            args=(record.id,),
+            args=target,
         )
         left, right = st.columns([2, 1], vertical_alignment="bottom")
-        left.selectbox("New link expires after", list(sharing.EXPIRY_DAYS), key="history.share.expiry")
-        right.button("Create share link", key="history.share.create", on_click=_create, args=(record.id,))
-        new_link = st.session_state.pop(NEW_LINK, None)
-        if new_link and new_link[0] == record.id:
-            st.warning("Copy the link now: it is shown only once. Anyone holding it can read this analysis.")
+        left.selectbox(
+            "New link expires after", list(sharing.EXPIRY_DAYS), key=_key(kind, record.id, "expiry")
+        )
+        right.button("Create share link", key=_key(kind, record.id, "create"), on_click=_create, args=target)
+        new_link = st.session_state.get(NEW_LINK)
+        if new_link and new_link[0] == target:
+            st.session_state.pop(NEW_LINK)
+            st.warning(f"Copy the link now: it is shown only once. Anyone holding it can read this {noun}.")
             st.code(new_link[1], language=None)
         try:
             with library.unit_of_work() as session:
                 links = sharing.list_links(
-                    session=session, viewer=current_viewer(), visualization_id=record.id, now=utcnow()
+                    session=session, viewer=current_viewer(), record_id=record.id, now=utcnow(), kind=kind
                 )
         except HeadlightError as exc:
             st.error(str(exc))
@@ -109,7 +115,7 @@ def render(record: Visualization) -> None:
             if link.status == "active":
                 button_col.button(
                     "Revoke",
-                    key=f"history.share.revoke.{link.id}",
+                    key=_key(kind, record.id, f"revoke.{link.id}"),
                     on_click=_revoke,
-                    args=(record.id, link.id),
+                    args=(*target, link.id),
                 )

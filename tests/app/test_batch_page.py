@@ -125,10 +125,11 @@ def test_atlas_job_on_the_probe_then_open_the_atlas(database: str) -> None:
 
     atlas_id = at.session_state["batch.atlas"]
     at.switch_page("pages/history.py").run()
+    at.button_group(key="history.kind").set_value("atlases").run()
     at.button(key=f"history.atlas.{atlas_id}").click().run()
     assert not at.exception
-    assert at.radio(key="batch.section").value == "Atlases"
-    assert at.selectbox(key="batch.atlases.pick").value == atlas_id
+    assert at.session_state["history.atlas.open_id"] == atlas_id
+    assert any(b.label == "Download CSV" for b in at.get("download_button"))
 
 
 def test_viewers_cannot_upload_or_launch(database: str) -> None:

@@ -31,7 +31,7 @@ def open_shared(visualization_id: int, token: str) -> AppTest:
 
 def share_link(at: AppTest, visualization_id: int) -> str:
     at.button(key=f"history.list.open.{visualization_id}").click().run()
-    at.button(key="history.share.create").click().run()
+    at.button(key=f"share.analysis.{visualization_id}.create").click().run()
     assert "Share link #" in at.success[0].value
     return at.code[0].value
 
@@ -49,7 +49,7 @@ def test_link_opens_the_shared_page_until_revoked(database: str) -> None:
     [link_caption] = [c for c in captions(owner) if c.startswith("Link #")]
     assert "active" in link_caption and "expires never" in link_caption
     link_id = int(link_caption.split("#", 1)[1].split(" ", 1)[0])
-    owner.button(key=f"history.share.revoke.{link_id}").click().run()
+    owner.button(key=f"share.analysis.{record_id}.revoke.{link_id}").click().run()
     assert "revoked" in owner.success[0].value
     gone = open_shared(record_id, token)
     assert gone.error[0].value == f"Analysis #{record_id} was not found. It may have been deleted."
@@ -61,7 +61,7 @@ def test_public_switch_shows_the_analysis_to_guests(database: str) -> None:
     [record_id] = seed("public words")
     owner = open_history()
     owner.button(key=f"history.list.open.{record_id}").click().run()
-    owner.toggle(key=f"history.share.public.{record_id}").set_value(True).run()
+    owner.toggle(key=f"share.analysis.{record_id}.public").set_value(True).run()
     assert "Anyone can now read this analysis." in owner.success[0].value
     guest = open_history(username=None)
     assert "Showing 1–1 of 1" in captions(guest)
@@ -69,7 +69,9 @@ def test_public_switch_shows_the_analysis_to_guests(database: str) -> None:
     assert not [t for t in guest.toggle if t.key == "history.filter.trash"]
     guest.button(key=f"history.list.open.{record_id}").click().run()
     assert not guest.exception
-    assert not [b for b in guest.button if b.key in ("history.open.delete", "history.share.create")]
+    assert not [
+        b for b in guest.button if b.key in ("history.open.delete", f"share.analysis.{record_id}.create")
+    ]
 
 
 def test_audit_log_for_owners_and_admins(database: str) -> None:

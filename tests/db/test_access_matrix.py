@@ -48,7 +48,7 @@ Path = Callable[[Session, World, Visitor], bool]
 
 def _link(session: Session, owner: Viewer, record: Visualization) -> sharing.NewLink:
     return sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=None, now=utcnow()
+        session=session, viewer=owner, record_id=record.id, expires_in_days=None, now=utcnow()
     )
 
 
@@ -78,7 +78,7 @@ def world(session: Session, make_user: UserFactory) -> tuple[World, dict[str, Vi
     links["other"] = _link(session, owner, other)
     session.get_one(ShareLink, links["expired"].id).expires_at = utcnow() - timedelta(seconds=1)
     sharing.revoke_link(
-        session=session, viewer=owner, visualization_id=target.id, link_id=links["revoked"].id, now=utcnow()
+        session=session, viewer=owner, record_id=target.id, link_id=links["revoked"].id, now=utcnow()
     )
     session.flush()
     state = World(
@@ -104,7 +104,7 @@ def _list(session: Session, w: World, v: Visitor) -> bool:
 
 def _view(session: Session, w: World, v: Visitor) -> bool:
     if v.token is not None:
-        sharing.open_shared(session=session, visualization_id=w.target.id, token=v.token, now=utcnow())
+        sharing.open_shared(session=session, record_id=w.target.id, token=v.token, now=utcnow())
     else:
         library.open_saved(session=session, viewer=v.viewer, visualization_id=w.target.id)
     return True
@@ -148,7 +148,7 @@ PATHS: dict[str, Path] = {
     "export_json": _call(library.export_json, visualization_id=_target),
     "export_zip": _call(library.export_zip, visualization_id=_target),
     "audit_log": _audit,
-    "list_links": _call(sharing.list_links, visualization_id=_target, now=utcnow()),
+    "list_links": _call(sharing.list_links, record_id=_target, now=utcnow()),
     "comparison_view": _call(compare_store.open_comparison, comparison_id=lambda w: w.comparison_id),
     "comparison_list": _comparison_list,
     # writes
@@ -158,11 +158,9 @@ PATHS: dict[str, Path] = {
     ),
     "delete": _call(library.delete_saved, visualization_id=_target),
     "restore": _call(library.restore_saved, visualization_id=lambda w: w.trashed.id),
-    "make_public": _call(sharing.set_public, visualization_id=_target, public=True),
-    "create_link": _call(sharing.create_link, visualization_id=_target, expires_in_days=7, now=utcnow()),
-    "revoke_link": _call(
-        sharing.revoke_link, visualization_id=_target, link_id=lambda w: w.live_link, now=utcnow()
-    ),
+    "make_public": _call(sharing.set_public, record_id=_target, public=True),
+    "create_link": _call(sharing.create_link, record_id=_target, expires_in_days=7, now=utcnow()),
+    "revoke_link": _call(sharing.revoke_link, record_id=_target, link_id=lambda w: w.live_link, now=utcnow()),
     "save_new": _call(library.save_analysis, analysis=make_analysis("fresh"), title="", tags=""),
     "save_comparison": _save_comparison,
 }

@@ -19,9 +19,7 @@ def test_owners_see_their_items_and_account_admins_see_all(session: Session, mak
     mine = save(session, owner, "owner's text")
     theirs = save(session, other, "other's text")
     library.export_json(session=session, viewer=owner, visualization_id=mine.id)
-    sharing.create_link(
-        session=session, viewer=owner, visualization_id=mine.id, expires_in_days=None, now=utcnow()
-    )
+    sharing.create_link(session=session, viewer=owner, record_id=mine.id, expires_in_days=None, now=utcnow())
     auth.record_logout(session=session, user_id=owner.user_id or 0)
     seen = {(r.action, r.target_id) for r in audit.events(session=session, viewer=owner)}
     assert {("analysis.save", mine.id), ("analysis.export", mine.id), ("share.create", mine.id)} <= seen

@@ -9,6 +9,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -31,7 +32,6 @@ from db.models import (
     Visualization,
     VisualizationTag,
 )
-from alembic.script import ScriptDirectory
 from db.session import alembic_config, include_object, init_db, make_engine
 from tests.factories import make_analysis
 
@@ -54,7 +54,10 @@ def test_upgrade_from_empty_then_downgrade_to_base(empty_database_url: str) -> N
                 connection, opts={"include_object": include_object, "compare_type": True}
             )
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+            assert (
+                context.get_current_revision()
+                == ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+            )
         init_db(engine)  # idempotent at head
         command.downgrade(alembic_config(engine), "base")
         with engine.connect() as connection:

@@ -29,10 +29,10 @@ def test_token_is_random_long_and_stored_only_hashed(session: Session, make_user
     owner = make_user("owner")
     record = save(session, owner, "shared text")
     first = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=None, now=utcnow()
+        session=session, viewer=owner, record_id=record.id, expires_in_days=None, now=utcnow()
     )
     second = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=1, now=utcnow()
+        session=session, viewer=owner, record_id=record.id, expires_in_days=1, now=utcnow()
     )
     assert first.token != second.token and len(first.token) >= 43  # 256 bits in base64url
     stored = session.scalars(select(ShareLink.token_hash).order_by(ShareLink.id)).all()
@@ -46,22 +46,20 @@ def test_link_opens_until_revoked_then_reads_as_missing(session: Session, make_u
     record = save(session, owner, "shared text")
     other = save(session, owner, "other text")
     link = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=None, now=utcnow()
+        session=session, viewer=owner, record_id=record.id, expires_in_days=None, now=utcnow()
     )
     other_link = sharing.create_link(
-        session=session, viewer=owner, visualization_id=other.id, expires_in_days=None, now=utcnow()
+        session=session, viewer=owner, record_id=other.id, expires_in_days=None, now=utcnow()
     )
     opened, link_id = sharing.open_shared(
-        session=session, visualization_id=record.id, token=link.token, now=utcnow()
+        session=session, record_id=record.id, token=link.token, now=utcnow()
     )
     assert (opened.id, link_id) == (record.id, link.id)
-    sharing.revoke_link(
-        session=session, viewer=owner, visualization_id=record.id, link_id=link.id, now=utcnow()
-    )
+    sharing.revoke_link(session=session, viewer=owner, record_id=record.id, link_id=link.id, now=utcnow())
     expected = missing_message(session, record.id)
     for token in (link.token, other_link.token, "x" * 43, ""):
         with pytest.raises(NotFoundError) as caught:
-            sharing.open_shared(session=session, visualization_id=record.id, token=token, now=utcnow())
+            sharing.open_shared(session=session, record_id=record.id, token=token, now=utcnow())
         assert str(caught.value) == expected
     assert missing_message(session, 999_999) == expected.replace(str(record.id), "999999")
 
@@ -70,19 +68,15 @@ def test_expiry_and_deletion_end_a_link(session: Session, make_user: UserFactory
     owner = make_user("owner")
     record = save(session, owner, "shared text")
     now = utcnow()
-    link = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=1, now=now
-    )
-    sharing.open_shared(
-        session=session, visualization_id=record.id, token=link.token, now=now + timedelta(hours=23)
-    )
+    link = sharing.create_link(session=session, viewer=owner, record_id=record.id, expires_in_days=1, now=now)
+    sharing.open_shared(session=session, record_id=record.id, token=link.token, now=now + timedelta(hours=23))
     with pytest.raises(NotFoundError):
         sharing.open_shared(
-            session=session, visualization_id=record.id, token=link.token, now=now + timedelta(days=2)
+            session=session, record_id=record.id, token=link.token, now=now + timedelta(days=2)
         )
     library.delete_saved(session=session, viewer=owner, visualization_id=record.id)
     with pytest.raises(NotFoundError):
-        sharing.open_shared(session=session, visualization_id=record.id, token=link.token, now=now)
+        sharing.open_shared(session=session, record_id=record.id, token=link.token, now=now)
 
 
 def test_links_are_listed_with_status_for_the_owner(session: Session, make_user: UserFactory) -> None:
@@ -90,25 +84,21 @@ def test_links_are_listed_with_status_for_the_owner(session: Session, make_user:
     record = save(session, owner, "shared text")
     now = utcnow()
     kept = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=None, now=now
+        session=session, viewer=owner, record_id=record.id, expires_in_days=None, now=now
     )
     short = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=1, now=now
+        session=session, viewer=owner, record_id=record.id, expires_in_days=1, now=now
     )
-    gone = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=7, now=now
-    )
-    sharing.revoke_link(session=session, viewer=owner, visualization_id=record.id, link_id=gone.id, now=now)
-    rows = sharing.list_links(
-        session=session, viewer=owner, visualization_id=record.id, now=now + timedelta(days=2)
-    )
+    gone = sharing.create_link(session=session, viewer=owner, record_id=record.id, expires_in_days=7, now=now)
+    sharing.revoke_link(session=session, viewer=owner, record_id=record.id, link_id=gone.id, now=now)
+    rows = sharing.list_links(session=session, viewer=owner, record_id=record.id, now=now + timedelta(days=2))
     assert {row.id: row.status for row in rows} == {
         kept.id: "active",
         short.id: "expired",
         gone.id: "revoked",
     }
     with pytest.raises(NotFoundError):
-        sharing.revoke_link(session=session, viewer=owner, visualization_id=record.id, link_id=9999, now=now)
+        sharing.revoke_link(session=session, viewer=owner, record_id=record.id, link_id=9999, now=now)
 
 
 def test_bad_expiry_is_refused(session: Session, make_user: UserFactory) -> None:
@@ -116,19 +106,19 @@ def test_bad_expiry_is_refused(session: Session, make_user: UserFactory) -> None
     record = save(session, owner, "shared text")
     with pytest.raises(ValueError, match="1 to 365 days"):
         sharing.create_link(
-            session=session, viewer=owner, visualization_id=record.id, expires_in_days=0, now=utcnow()
+            session=session, viewer=owner, record_id=record.id, expires_in_days=0, now=utcnow()
         )
 
 
 def test_public_switch_is_audited_and_owner_only(session: Session, make_user: UserFactory) -> None:
     owner, other = make_user("owner"), make_user("other")
     record = save(session, owner, "shared text")
-    sharing.set_public(session=session, viewer=owner, visualization_id=record.id, public=True)
-    sharing.set_public(session=session, viewer=owner, visualization_id=record.id, public=True)
+    sharing.set_public(session=session, viewer=owner, record_id=record.id, public=True)
+    sharing.set_public(session=session, viewer=owner, record_id=record.id, public=True)
     assert library.open_saved(session=session, viewer=ANONYMOUS, visualization_id=record.id).id == record.id
     with pytest.raises(PermissionDeniedError):  # reads it (public) but cannot change it
-        sharing.set_public(session=session, viewer=other, visualization_id=record.id, public=False)
-    sharing.set_public(session=session, viewer=owner, visualization_id=record.id, public=False)
+        sharing.set_public(session=session, viewer=other, record_id=record.id, public=False)
+    sharing.set_public(session=session, viewer=owner, record_id=record.id, public=False)
     actions = session.scalars(
         select(AuditEvent.action).where(AuditEvent.target_id == record.id).order_by(AuditEvent.id)
     ).all()
@@ -140,7 +130,7 @@ def test_guessing_is_rate_limited_per_client(session: Session, make_user: UserFa
     owner = make_user("owner")
     record = save(session, owner, "shared text")
     link = sharing.create_link(
-        session=session, viewer=owner, visualization_id=record.id, expires_in_days=None, now=utcnow()
+        session=session, viewer=owner, record_id=record.id, expires_in_days=None, now=utcnow()
     )
     limiter = RateLimiter({sharing.SHARE_LIMIT_ROLE: "3/minute"})
 
@@ -149,7 +139,7 @@ def test_guessing_is_rate_limited_per_client(session: Session, make_user: UserFa
             session=session,
             limiter=limiter,
             client=client,
-            visualization_id=record.id,
+            record_id=record.id,
             token=token,
             now=utcnow(),
         )
