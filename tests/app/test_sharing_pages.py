@@ -18,12 +18,12 @@ from tests.app.test_history_page import captions, open_history, seed
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
-def open_shared(visualization_id: int, token: str) -> AppTest:
+def open_shared(record_id: int, token: str, *, kind: str | None = None) -> AppTest:
     """A visitor who is not signed in follows a share link."""
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.run()
     at.switch_page("pages/shared.py")
-    at.query_params.update({"id": str(visualization_id), "token": token})
+    at.query_params.update({"id": str(record_id), "token": token, **({"kind": kind} if kind else {})})
     at.run()
     assert not at.exception
     return at

@@ -1,0 +1,80 @@
+"""Saved comparisons on the History screen and behind share links, under AppTest: listed,
+searched, reopened without running a model, exported, shared by link, trashed."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from core import compare_store, library
+from core.compare import compare
+from db.models import Role
+from tests.app.accounts import add_account
+from tests.app.test_history_page import captions, markdown, open_history
+from tests.app.test_sharing_pages import open_shared
+from tests.db.test_comparison_store import TEXT, _request
+from tests.factories import make_analysis
+
+
+def seed_comparison(title: str, owner: str = "alice") -> int:
+    viewer = add_account(owner)
+    a = make_analysis(TEXT, model_id="tiny-a", n_layers=2, n_heads=2)
+    b = make_analysis(TEXT, model_id="tiny-b", n_layers=1, n_heads=3, seed=1)
+    with library.unit_of_work() as session:
+        return compare_store.save_comparison(
+            session=session, viewer=viewer, comparison=compare(a, b), request=_request(), title=title
+        )
+
+
+def comparisons_tab(at: AppTest) -> AppTest:
+    at.button_group(key="history.kind").set_value("comparisons").run()
+    assert not at.exception
+    return at
+
+
+def test_saved_comparison_is_listed_reopened_and_exported(database: str) -> None:
+    record_id = seed_comparison("Fox <b>heads</b>")
+    at = comparisons_tab(open_history())
+    assert "Fox <b>heads</b>" in markdown(at).replace("&lt;", "<").replace("&gt;", ">")
+    assert "<b>heads</b>" not in markdown(at)  # the title is escaped, not rendered
+    at.text_input(key="history.comparisons.text").set_value("no such words").run()
+    assert "No saved comparisons match" in at.info[0].value
+    at.text_input(key="history.comparisons.text").set_value("heads").run()
+    at.button(key=f"history.comparisons.open.{record_id}").click().run()
+    assert not at.exception
+    assert "Re-rendered from stored data; neither model ran." in captions(at)
+    assert at.plotly_chart, "the matched-head heatmap is drawn"
+    at.button(key="history.comparisons.export.csv").click().run()
+    [download] = [d for d in at.get("download_button") if d.key == "history.comparisons.download"]
+    assert not at.exception and download is not None
+
+
+def test_comparison_share_link_opens_for_a_visitor_until_deleted(database: str) -> None:
+    record_id = seed_comparison("Shared pair")
+    owner = comparisons_tab(open_history())
+    owner.button(key=f"history.comparisons.open.{record_id}").click().run()
+    owner.button(key=f"share.comparison.{record_id}.create").click().run()
+    url = owner.code[0].value
+    assert f"/shared?kind=comparison&id={record_id}&token=" in url
+    token = url.split("token=", 1)[1]
+
+    visitor = open_shared(record_id, token, kind="comparison")
+    assert not visitor.error and "read-only" in visitor.caption[0].value
+    assert visitor.plotly_chart
+    assert open_shared(record_id, token).error  # the same id as an analysis opens nothing
+
+    owner.button(key="history.comparisons.delete").click().run()
+    assert "Trash" in owner.success[0].value
+    gone = open_shared(record_id, token, kind="comparison")
+    assert gone.error[0].value == f"Comparison #{record_id} was not found. It may have been deleted."
+    owner.toggle(key="history.comparisons.trash").set_value(True).run()
+    owner.button(key=f"history.comparisons.restore.{record_id}").click().run()
+    assert "Restored comparison" in owner.success[0].value
+
+
+def test_other_users_and_viewers_see_only_what_they_may(database: str) -> None:
+    record_id = seed_comparison("Private pair")
+    add_account("vera", Role.VIEWER)
+    bob = comparisons_tab(open_history("vera"))
+    assert "No saved comparisons match" in bob.info[0].value
+    assert not [t for t in bob.toggle if t.key == "history.comparisons.trash"]
+    assert not [b for b in bob.button if b.key == f"history.comparisons.open.{record_id}"]
