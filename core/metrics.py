@@ -28,6 +28,11 @@ CACHE_ERRORS = Counter(
 CACHE_HIT_RATIO = Gauge("cache_hit_ratio", "Result cache hits / lookups since start")
 ACTIVE_USERS = Gauge("active_users", "Sessions seen in the last 5 minutes")
 RATE_LIMITED = Counter("rate_limited_requests_total", "Analyses refused by a rate limit", ["role"])
+REQUEST_LOG_FAILURES = Counter(
+    "request_log_failures_total",
+    "Request log entries dropped (database unavailable, or the write queue full)",
+    ["reason"],
+)
 
 
 def record_cache_lookup(backend: str, hit: bool) -> None:

@@ -20,6 +20,7 @@ from core.jobs.tasks import RunConfig
 from core.logs import configure_logging
 from core.rate_limit import RateLimiter
 from core.registry import load_registry
+from core.request_log import RequestLog
 from core.service import AnalysisService
 from core.sharing import SHARE_LIMIT_ROLE
 from db.session import database_url, get_sessionmaker
@@ -46,6 +47,8 @@ def _service(
             memory_max_bytes=settings.cache_memory_max_mb * 1024 * 1024,
         ),
         limiter=RateLimiter(dict(rate_limits), redis_url),
+        # Written off the request path to the configured database (per-model analytics, drift).
+        request_log=RequestLog(),
     )
 
 

@@ -25,6 +25,7 @@ from core.logs import log_context
 from core.model_pool import ModelPool
 from core.rate_limit import ANONYMOUS, RateDecision, RateLimiter
 from core.registry import ModelSpec, Registry, availability
+from core.request_log import RequestLog, RequestTarget, entry_for
 from core.serialization import analysis_from_bytes, analysis_to_bytes
 from core.telemetry import TELEMETRY, AnalysisEvent, Telemetry
 
@@ -57,6 +58,7 @@ class AnalysisService:
         cache: ResultCache | None = None,
         limiter: RateLimiter | None = None,
         telemetry: Telemetry = TELEMETRY,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -69,6 +71,8 @@ class AnalysisService:
         self.cache = cache
         self.limiter = limiter
         self.telemetry = telemetry
+        # The persisted per-request log (analytics, drift); None keeps a service database-free.
+        self.request_log = request_log
         # Serialising for the cache (and building the compact form) happens off the request path.
         self._cache_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
 
@@ -98,8 +102,69 @@ class AnalysisService:
         actor: Actor = ANONYMOUS_ACTOR,
         progress: Progress | None = None,
     ) -> Analysis:
-        spec = self.registry.get(request.model_id)
+        """Serve one request; every outcome (served, refused, failed) goes to the request log."""
+        started = time.perf_counter()
         request_id = uuid.uuid4().hex[:12]
+        revision: str | None = None
+        try:
+            spec = self.registry.get(request.model_id)
+            revision = spec.revision
+            analysis = self._run(spec, request, actor, request_id, progress)
+        except Exception as exc:
+            self._log_request(request, revision, actor, request_id, started, error=exc)
+            raise
+        self._log_request(request, revision, actor, request_id, started, analysis=analysis)
+        return analysis
+
+    def record_refusal(
+        self, *, model_id: str, mode: str, text: str, error: BaseException, actor: Actor
+    ) -> None:
+        """Log a request a page refused before `run` (its input did not validate) for a named model."""
+        try:
+            revision: str | None = self.registry.get(model_id).revision
+        except HeadlightError:
+            revision = None
+        target = RequestTarget(model_id=model_id, mode=mode, input_chars=len(text))
+        self._log_request(target, revision, actor, None, time.perf_counter(), error=error)
+
+    def _log_request(
+        self,
+        request: AnalysisRequest | RequestTarget,
+        revision: str | None,
+        actor: Actor,
+        request_id: str | None,
+        started: float,
+        *,
+        analysis: Analysis | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if self.request_log is None:
+            return
+        try:
+            if isinstance(request, AnalysisRequest):
+                request = RequestTarget(request.model_id, request.mode.value, len(request.text))
+            self.request_log.record(
+                entry_for(
+                    target=request,
+                    revision=revision,
+                    actor_key=actor.key,
+                    request_id=request_id,
+                    latency_s=time.perf_counter() - started,
+                    analysis=analysis,
+                    error=error,
+                )
+            )
+        except Exception:  # logging a request must never fail it
+            log.exception("request log entry not recorded")
+
+    def _run(
+        self,
+        spec: ModelSpec,
+        request: AnalysisRequest,
+        actor: Actor,
+        request_id: str,
+        progress: Progress | None,
+    ) -> Analysis:
         with log_context(user=actor.key, request_id=request_id, model=spec.id, mode=request.mode.value):
             if self.limiter is not None:
                 self.limiter.acquire(actor.key, actor.role)

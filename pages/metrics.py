@@ -7,6 +7,7 @@ import time
 import streamlit as st
 
 from core import metrics_view, system
+from core.render.model_analytics_view import render_model_analytics
 from core.render.session import current_viewer, mark_active
 from core.resources import get_service
 from core.telemetry import TELEMETRY
@@ -45,6 +46,14 @@ def main() -> None:
         st.info("Sign in (sidebar) to see the service's metrics.")
         return
     mark_active()
+    service_tab, models_tab = st.tabs(["Service", "Models"])
+    with models_tab:
+        render_model_analytics(current_viewer())
+    with service_tab:
+        _service_overview()
+
+
+def _service_overview() -> None:
     service = get_service()
     events = TELEMETRY.events(since=time.time() - 3600)
     rate = metrics_view.hit_rate(events)
