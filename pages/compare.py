@@ -6,7 +6,7 @@ import streamlit as st
 from pydantic import ValidationError
 from streamlit.delta_generator import DeltaGenerator
 
-from core import compare_store, library, permissions
+from core import compare_store, library, permissions, presets
 from core.alignment import Granularity
 from core.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
 from core.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
@@ -14,9 +14,11 @@ from core.config import get_settings
 from core.errors import HeadlightError, validation_message
 from core.registry import ModelSpec
 from core.render.compare_view import generation_settings, render_outcome
+from core.render.preset_panel import render_preset_panel
 from core.render.session import current_actor, current_viewer, mark_active
 from core.resources import get_service
 from core.service import Actor, AnalysisService
+from db.models import PresetScreen
 
 DEFAULT_TEXT = (
     "The quick brown fox jumps over the lazy dog. When the dog wakes up, it chases the fox "
@@ -133,6 +135,11 @@ def main() -> None:
     choices = service.model_choices()
     reasons = {spec.id: reason for spec, reason in choices}
     specs = {spec.id: spec for spec, _ in choices}
+    render_preset_panel(
+        PresetScreen.COMPARE,
+        available_models=set(specs),
+        read_state=lambda: presets.compare_settings_from_state(st.session_state),
+    )
     left, right = st.columns(2)
     spec_a = _pick_model(left, "A", specs, reasons, 0)
     spec_b = _pick_model(right, "B", specs, reasons, min(1, len(specs) - 1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
-from core import permissions
+from core import permissions, presets
 from core.analysis import (
     MAX_NEW_TOKENS,
     MAX_TEXT_CHARS,
@@ -18,15 +18,20 @@ from core.config import get_settings
 from core.errors import HeadlightError, validation_message
 from core.redaction import redact
 from core.render.analysis_view import render_analysis
+from core.render.preset_panel import clamp_view_state, render_preset_panel
 from core.render.save_panel import render_save_panel
 from core.render.session import current_actor, current_viewer, mark_active
 from core.resources import get_service
+from db.models import PresetScreen
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
 
 
 def _parameters(kind: str, has_chat_template: bool) -> tuple[AnalysisMode, dict]:
     modes = [AnalysisMode.GENERATE, AnalysisMode.ENCODE] if kind == "causal" else [AnalysisMode.ENCODE]
+    if st.session_state.get("generate.mode", modes[0]) not in modes:
+        # A preset (or the previous model) asked for a mode this model does not have.
+        st.session_state["generate.mode"] = modes[0]
     mode = st.radio(
         "Mode", modes, format_func=lambda m: m.value.capitalize(), horizontal=True, key="generate.mode"
     )
@@ -62,6 +67,11 @@ def main() -> None:
     choices = service.model_choices()
     reasons = {spec.id: reason for spec, reason in choices}
     specs = {spec.id: spec for spec, _ in choices}
+    render_preset_panel(
+        PresetScreen.GENERATE,
+        available_models=set(specs),
+        read_state=lambda: presets.generate_settings_from_state(st.session_state),
+    )
     model_id = st.selectbox(
         "Model",
         list(specs),
@@ -102,6 +112,7 @@ def main() -> None:
             )
         except ValidationError as exc:
             st.error(validation_message(exc))
+            service.record_refusal(model_id=model_id, mode=mode.value, text=text, error=exc, actor=actor)
             request = None
         if request is not None:
             progress = st.progress(0.0, text="Starting…")
@@ -131,6 +142,7 @@ def main() -> None:
 
     analysis = st.session_state.get("generate.analysis")
     if analysis is not None:
+        clamp_view_state(analysis, "generate")
         render_analysis(analysis, key="generate")
         render_save_panel(analysis, key="generate")
 

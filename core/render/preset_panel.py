@@ -1,0 +1,232 @@
+"""The "Presets" expander of Generate and Compare: start from a preset, save the current
+settings, and manage presets (edit, duplicate, favourite, share, export, import, delete).
+
+It must run before the screen's widgets: applying a preset writes their session-state keys
+in a button callback, which Streamlit runs before the script, so the widgets come up with
+the preset's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from core import library, permissions, presets
+from core.analysis import Analysis
+from core.errors import HeadlightError
+from core.render.session import current_viewer
+from db.models import PresetScreen
+
+_NOTICE = "{key}.presets.notice"
+
+
+def _apply(screen: PresetScreen, preset_id: int, available: set[str]) -> None:
+    key = screen.value
+    try:
+        with library.unit_of_work() as session:
+            settings = presets.load_settings(session=session, viewer=current_viewer(), preset_id=preset_id)
+    except HeadlightError as exc:
+        st.session_state[_NOTICE.format(key=key)] = ("error", str(exc))
+        return
+    state, notices = presets.widget_state(settings, available_models=available)
+    for name, value in state.items():
+        st.session_state[name] = value
+    message = "Preset applied." + ("".join(f" {n}" for n in notices))
+    st.session_state[_NOTICE.format(key=key)] = ("warning" if notices else "success", message)
+
+
+def _act(screen: PresetScreen, action: Callable[..., Any], message: str, **kwargs: Any) -> None:
+    try:
+        with library.unit_of_work() as session:
+            action(session=session, viewer=current_viewer(), **kwargs)
+    except HeadlightError as exc:
+        st.session_state[_NOTICE.format(key=screen.value)] = ("error", str(exc))
+    else:
+        st.session_state[_NOTICE.format(key=screen.value)] = ("success", message)
+
+
+def _save_current(screen: PresetScreen, read_state: Callable[[], presets.Settings]) -> None:
+    key = screen.value
+    name = st.session_state.get(f"{key}.presets.new_name", "")
+    public = bool(st.session_state.get(f"{key}.presets.new_public", False))
+    try:
+        settings = read_state()
+        with library.unit_of_work() as session:
+            presets.create_preset(
+                session=session,
+                viewer=current_viewer(),
+                name=name,
+                screen=screen,
+                settings=settings,
+                is_public=public,
+            )
+    except (HeadlightError, ValueError) as exc:
+        st.session_state[_NOTICE.format(key=key)] = ("error", f"Not saved: {exc}")
+    else:
+        st.session_state[_NOTICE.format(key=key)] = ("success", "Saved the current settings as a preset.")
+        st.session_state[f"{key}.presets.new_name"] = ""
+
+
+def _overwrite(screen: PresetScreen, preset_id: int, read_state: Callable[[], presets.Settings]) -> None:
+    key = screen.value
+    try:
+        settings = read_state()
+        with library.unit_of_work() as session:
+            presets.update_preset(
+                session=session,
+                viewer=current_viewer(),
+                preset_id=preset_id,
+                name=st.session_state.get(f"{key}.presets.edit_name"),
+                description=st.session_state.get(f"{key}.presets.edit_description"),
+                settings=settings if st.session_state.get(f"{key}.presets.edit_settings") else None,
+            )
+    except (HeadlightError, ValueError) as exc:
+        st.session_state[_NOTICE.format(key=key)] = ("error", f"Not saved: {exc}")
+    else:
+        st.session_state[_NOTICE.format(key=key)] = ("success", "Preset updated.")
+
+
+def _show_notice(key: str) -> None:
+    notice = st.session_state.pop(_NOTICE.format(key=key), None)
+    if notice is not None:
+        kind, text = notice
+        {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
+
+
+def _manage(
+    screen: PresetScreen, item: presets.PresetItem, read_state: Callable[[], presets.Settings]
+) -> None:
+    key = screen.value
+    viewer = current_viewer()
+    st.caption(item.description or "No description.")
+    columns = st.columns(4)
+    columns[0].button(
+        "Unstar" if item.is_favourite else "★ Favourite",
+        key=f"{key}.presets.favourite",
+        on_click=_act,
+        args=(screen, presets.set_favourite, "Favourites updated."),
+        kwargs={"preset_id": item.id, "favourite": not item.is_favourite},
+    )
+    columns[1].button(
+        "Duplicate",
+        key=f"{key}.presets.duplicate",
+        disabled=not permissions.can_create(viewer),
+        on_click=_act,
+        args=(screen, presets.duplicate_preset, "Duplicated: the copy is yours and private."),
+        kwargs={"preset_id": item.id},
+    )
+    try:
+        with library.unit_of_work() as session:
+            exported = presets.export_preset(session=session, viewer=viewer, preset_id=item.id)
+    except HeadlightError:
+        exported = b""
+    columns[2].download_button(
+        "Export JSON",
+        data=exported,
+        file_name=f"headlight-preset-{item.id}.json",
+        mime="application/json",
+        key=f"{key}.presets.export",
+        disabled=not exported,
+    )
+    if not item.can_edit:
+        columns[3].caption(f"Shared by {item.owner}.")
+        return
+    columns[3].button(
+        "Make private" if item.is_public else "Share with everyone",
+        key=f"{key}.presets.share",
+        on_click=_act,
+        args=(screen, presets.set_public, "Sharing updated."),
+        kwargs={"preset_id": item.id, "public": not item.is_public},
+    )
+    with st.form(f"{key}.presets.edit"):
+        st.text_input("Name", item.name, max_chars=presets.MAX_NAME_CHARS, key=f"{key}.presets.edit_name")
+        st.text_area(
+            "Description",
+            item.description,
+            max_chars=presets.MAX_DESCRIPTION_CHARS,
+            key=f"{key}.presets.edit_description",
+        )
+        st.checkbox("Replace its settings with the screen's current ones", key=f"{key}.presets.edit_settings")
+        st.form_submit_button("Save changes", on_click=_overwrite, args=(screen, item.id, read_state))
+    st.button(
+        "Delete preset",
+        key=f"{key}.presets.delete",
+        on_click=_act,
+        args=(screen, presets.delete_preset, "Preset deleted."),
+        kwargs={"preset_id": item.id},
+    )
+
+
+def _import(screen: PresetScreen) -> None:
+    key = screen.value
+    upload = st.file_uploader("Import a preset (JSON)", type=["json"], key=f"{key}.presets.import_file")
+    if upload is not None and st.button("Import", key=f"{key}.presets.import"):
+        try:
+            with library.unit_of_work() as session:
+                presets.import_preset(session=session, viewer=current_viewer(), data=upload.getvalue())
+        except HeadlightError as exc:
+            st.error(f"Not imported: {exc}")
+        else:
+            st.success("Imported as a private preset of yours.")
+
+
+def render_preset_panel(
+    screen: PresetScreen, *, available_models: set[str], read_state: Callable[[], presets.Settings]
+) -> None:
+    """The expander; ``read_state`` returns the screen's current settings (for "Save current")."""
+    key = screen.value
+    viewer = current_viewer()
+    with st.expander("Presets: start from saved settings", expanded=False):
+        _show_notice(key)
+        if viewer.user_id is None:
+            st.caption("Sign in to use and save presets.")
+            return
+        try:
+            with library.unit_of_work() as session:
+                items = presets.list_presets(session=session, viewer=viewer, screen=screen)
+        except HeadlightError as exc:
+            st.error(str(exc))
+            return
+        if items:
+            by_id = {item.id: item for item in items}
+            chosen = st.selectbox(
+                "Start from a preset",
+                list(by_id),
+                format_func=lambda i: by_id[i].label,
+                key=f"{key}.presets.choice",
+            )
+            st.button(
+                "Apply preset",
+                type="primary",
+                key=f"{key}.presets.apply",
+                on_click=_apply,
+                args=(screen, chosen, available_models),
+            )
+            _manage(screen, by_id[chosen], read_state)
+        else:
+            st.caption("No presets yet: save the current settings below, or import one.")
+        if permissions.can_create(viewer):
+            st.divider()
+            left, right = st.columns([3, 1], vertical_alignment="bottom")
+            left.text_input(
+                "New preset name", max_chars=presets.MAX_NAME_CHARS, key=f"{key}.presets.new_name"
+            )
+            right.checkbox("Share with everyone", key=f"{key}.presets.new_public")
+            st.button(
+                "Save current settings as preset",
+                key=f"{key}.presets.save",
+                on_click=_save_current,
+                args=(screen, read_state),
+            )
+            _import(screen)
+
+
+def clamp_view_state(analysis: Analysis, key: str) -> None:
+    """Keep preset-set head-picker values inside this analysis's layers and heads."""
+    limits = {f"{key}.hm.layer": analysis.model.n_layers - 1, f"{key}.hm.head": analysis.model.n_heads - 1}
+    for name, highest in limits.items():
+        value = st.session_state.get(name)
+        if isinstance(value, int) and value > highest:
+            st.session_state[name] = highest
