@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     # Full float16 attention ([layer, head, query, key]) is kept only while it fits in this
     # many bytes (SmolLM2: about 350 tokens); longer inputs keep statistics and the compact form.
     full_attention_max_mb: int = Field(default=64, ge=1)
+    # Other processes' registry changes (Models screen) reach this one within this many seconds;
+    # this process's own changes show at once.
+    registry_refresh_seconds: float = Field(default=5.0, ge=0)
+    # Uploaded model archives may unpack to at most this many MiB (the upload itself is capped by
+    # Streamlit's server.maxUploadSize in .streamlit/config.toml).
+    model_upload_max_mb: int = Field(default=4_096, ge=1)
     # Soft-deleted analyses stay in the Trash this many days before `python -m db.purge`
     # removes them for good.
     trash_retention_days: int = Field(default=30, ge=0)
@@ -112,6 +118,11 @@ class Settings(BaseSettings):
     @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model-cache"
+
+    @property
+    def uploaded_models_dir(self) -> Path:
+        """Where archives uploaded on the Models screen are unpacked, one folder per model."""
+        return self.data_dir / "models"
 
     @property
     def is_production(self) -> bool:

@@ -19,6 +19,10 @@ class ModelLoadError(HeadlightError):
     pass
 
 
+class ModelDisabledError(HeadlightError):
+    """An admin turned the model off: new analyses are refused, saved ones still open."""
+
+
 class InputTooLongError(HeadlightError):
     def __init__(self, n_tokens: int, limit: int, label: str) -> None:
         super().__init__(

@@ -113,8 +113,13 @@ def load_model(spec: ModelSpec, *, cache_dir: Path, device_preference: str = "au
     model_class = AutoModelForCausalLM if spec.kind == "causal" else AutoModel
     try:
         tokenizer = AutoTokenizer.from_pretrained(weights_dir, trust_remote_code=False)
+        # safetensors only: pickle-based weights (.bin, .pt) can run code when unpickled.
         model = model_class.from_pretrained(
-            weights_dir, attn_implementation="eager", dtype=dtype, trust_remote_code=False
+            weights_dir,
+            attn_implementation="eager",
+            dtype=dtype,
+            trust_remote_code=False,
+            use_safetensors=True,
         )
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"{spec.label} failed to load: {exc}") from exc

@@ -29,6 +29,7 @@ METRICS = Screen("pages/metrics.py", "Metrics", ":material/monitoring:")
 AUDIT = Screen("pages/audit.py", "Audit log", ":material/policy:")
 ACCOUNT = Screen("pages/account.py", "Account", ":material/person:")
 ADMIN = Screen("pages/admin.py", "Admin", ":material/admin_panel_settings:")
+MODELS = Screen("pages/models.py", "Models", ":material/memory:")
 WELCOME = Screen("pages/welcome.py", "Sign in", ":material/login:")
 REGISTER = Screen("pages/register.py", "Register", ":material/person_add:")
 # Reached only through a share link (/shared?id=…&token=…), so not listed.
@@ -49,6 +50,8 @@ def screens_for(viewer: Viewer, *, guests_allowed: bool, registration_open: bool
         screens.append(AUDIT)
     if permissions.can_manage_users(viewer):
         screens.append(ADMIN)
+    if permissions.can_manage_models(viewer):
+        screens.append(MODELS)
     if not signed_in:
         if not guests_allowed:
             screens.insert(0, WELCOME)

@@ -190,6 +190,11 @@ def can_manage_users(viewer: Viewer) -> bool:
     return viewer.is_admin
 
 
+def can_manage_models(viewer: Viewer) -> bool:
+    """Admins add models, turn them on and off, pick the default, load and unload them."""
+    return viewer.is_admin
+
+
 def _uses_terms(model: SavedModel, dialect: str | None) -> bool:
     """Whether to express the rules through Postgres's indexed filter terms."""
     return dialect == "postgresql" and model is Visualization

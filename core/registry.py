@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -15,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.errors import UnknownModelError
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+# A model id is a family, optionally followed by "@<version>" for another copy or revision
+# of that family added later (e.g. "smollm2-135m-instruct@local-copy"). Ids without "@"
+# (every id of models.yaml, and so of analyses saved before versions existed) stay valid.
+VERSION_SEPARATOR = "@"
+_ID_PART = r"[a-z0-9][a-z0-9._-]{0,63}"
+MODEL_ID_PATTERN = rf"^{_ID_PART}(@{_ID_PART})?$"
 
 
 class ModelSource(BaseModel):
@@ -30,7 +37,7 @@ class ModelSource(BaseModel):
 class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")
+    id: str = Field(pattern=MODEL_ID_PATTERN)
     label: str
     kind: Literal["causal", "encoder"]
     source: ModelSource
@@ -38,6 +45,16 @@ class ModelSpec(BaseModel):
     licence: str
     max_input_tokens: int = Field(ge=8, le=131_072)
     chat_template: bool = False
+
+    @property
+    def family(self) -> str:
+        """The base model this version belongs to (the id before "@")."""
+        return self.id.partition(VERSION_SEPARATOR)[0]
+
+    @property
+    def version(self) -> str:
+        """The version name after "@"; empty for a family's original entry."""
+        return self.id.partition(VERSION_SEPARATOR)[2]
 
 
 @dataclass(frozen=True)
@@ -49,14 +66,38 @@ class Availability:
 
 
 class Registry:
-    """An ordered, read-only set of model specs; unknown ids are refused."""
+    """An ordered, read-only set of model specs; unknown ids are refused.
 
-    def __init__(self, specs: list[ModelSpec]) -> None:
+    Disabled models stay known (`get` finds them, so saved analyses of them still open) but
+    are left out of `enabled`, which is what the pickers offer. `default_id` is the pickers'
+    initial choice: the given default while it is enabled, else the first enabled model.
+    """
+
+    def __init__(
+        self, specs: list[ModelSpec], *, disabled: Collection[str] = (), default_id: str | None = None
+    ) -> None:
         ids = [spec.id for spec in specs]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
             raise ValueError(f"Duplicate model ids in the registry: {', '.join(duplicates)}")
         self._specs = {spec.id: spec for spec in specs}
+        self._disabled = frozenset(disabled) & self._specs.keys()
+        self._default_id = default_id
+
+    def enabled(self) -> list[ModelSpec]:
+        """The models the pickers offer, the default first."""
+        specs = [spec for spec in self._specs.values() if spec.id not in self._disabled]
+        default = self.default_id
+        return sorted(specs, key=lambda spec: spec.id != default)
+
+    def is_enabled(self, model_id: str) -> bool:
+        return model_id in self._specs and model_id not in self._disabled
+
+    @property
+    def default_id(self) -> str | None:
+        if self._default_id is not None and self.is_enabled(self._default_id):
+            return self._default_id
+        return next((i for i in self._specs if i not in self._disabled), None)
 
     def __iter__(self):
         return iter(self._specs.values())

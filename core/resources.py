@@ -17,9 +17,9 @@ from core.cache import make_cache
 from core.config import get_settings
 from core.jobs.runner import Dispatcher, EmbeddedRunner, backend_for
 from core.jobs.tasks import RunConfig
+from core.live_registry import LiveRegistry
 from core.logs import configure_logging
 from core.rate_limit import RateLimiter
-from core.registry import load_registry
 from core.request_log import RequestLog
 from core.service import AnalysisService
 from core.sharing import SHARE_LIMIT_ROLE
@@ -40,7 +40,11 @@ def _service(
     metrics.start_http_server_once(settings.metrics_port)
     return AnalysisService(
         settings,
-        load_registry(registry_path),
+        # The database holds the live registry (seeded from models.yaml); get_sessionmaker is
+        # asked on every read, so the registry follows the configured database.
+        LiveRegistry(
+            lambda: get_sessionmaker(), registry_path, refresh_seconds=settings.registry_refresh_seconds
+        ),
         cache=make_cache(
             redis_url,
             ttl_seconds=cache_ttl_seconds,

@@ -18,13 +18,14 @@ from core import metrics
 from core.analysis import Analysis, AnalysisRequest
 from core.cache import ResultCache
 from core.config import Settings
-from core.errors import HeadlightError
+from core.errors import HeadlightError, ModelDisabledError
 from core.inference import Progress, analyse, layer_attention
+from core.live_registry import RegistrySource, StaticRegistry
 from core.loading import LoadedModel, load_model
 from core.logs import log_context
 from core.model_pool import ModelPool
 from core.rate_limit import ANONYMOUS, RateDecision, RateLimiter
-from core.registry import ModelSpec, Registry, availability
+from core.registry import ModelSpec, Registry
 from core.request_log import RequestLog, RequestTarget, entry_for
 from core.serialization import analysis_from_bytes, analysis_to_bytes
 from core.telemetry import TELEMETRY, AnalysisEvent, Telemetry
@@ -52,7 +53,7 @@ class AnalysisService:
     def __init__(
         self,
         settings: Settings,
-        registry: Registry,
+        registry: Registry | RegistrySource,
         *,
         pool: ModelPool | None = None,
         cache: ResultCache | None = None,
@@ -61,7 +62,8 @@ class AnalysisService:
         request_log: RequestLog | None = None,
     ) -> None:
         self.settings = settings
-        self.registry = registry
+        # The live registry (core/live_registry.py) in the app; a fixed one in tests and scripts.
+        self.registry_source = StaticRegistry(registry) if isinstance(registry, Registry) else registry
         self.pool = pool or ModelPool(
             lambda spec: load_model(
                 spec, cache_dir=settings.model_cache_dir, device_preference=settings.device
@@ -76,13 +78,33 @@ class AnalysisService:
         # Serialising for the cache (and building the compact form) happens off the request path.
         self._cache_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
 
+    @property
+    def registry(self) -> Registry:
+        """The current registry snapshot (cheap: cached, re-read after changes)."""
+        return self.registry_source.current()
+
     def model_choices(self) -> list[tuple[ModelSpec, str | None]]:
-        """Every registry model with None if usable here, else the reason it is not."""
+        """Every enabled model, the default first, with None if usable here, else the reason it is not.
+
+        Disabled models are left out: they vanish from the pickers, while `registry.get` still
+        finds them for saved analyses.
+        """
         choices = []
-        for spec in self.registry:
-            where = availability(spec)
+        for spec in self.registry.enabled():
+            where = self.registry_source.availability(spec)
             choices.append((spec, None if where.available else where.reason))
         return choices
+
+    def require_enabled(self, model_id: str) -> ModelSpec:
+        """The spec of a model new analyses may use; unknown and disabled ids are refused."""
+        registry = self.registry
+        spec = registry.get(model_id)
+        if not registry.is_enabled(model_id):
+            raise ModelDisabledError(
+                f"{spec.label} has been turned off by an admin; choose another model. "
+                "Saved analyses made with it still open."
+            )
+        return spec
 
     def load(self, model_id: str) -> tuple[LoadedModel, float]:
         """The loaded model and the seconds spent loading it (0 when already resident)."""
@@ -107,7 +129,7 @@ class AnalysisService:
         request_id = uuid.uuid4().hex[:12]
         revision: str | None = None
         try:
-            spec = self.registry.get(request.model_id)
+            spec = self.require_enabled(request.model_id)
             revision = spec.revision
             analysis = self._run(spec, request, actor, request_id, progress)
         except Exception as exc:

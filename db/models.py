@@ -726,3 +726,62 @@ class PresetFavourite(Base):
 
     def __repr__(self) -> str:
         return f"PresetFavourite(user_id={self.user_id!r}, preset_id={self.preset_id!r})"
+
+
+# --- The live model registry (issue 8, revision 0006) ----------------------------------------
+
+
+class ModelOrigin(StrEnum):
+    """Where a registry row came from: seeded from models.yaml, or added on the Models screen."""
+
+    SEED = "seed"
+    ADMIN = "admin"
+
+
+class RegisteredModel(Base):
+    """One model version the service may run (`core.registry.ModelSpec` plus admin state).
+
+    ``model_id`` is what analyses store (`Visualization.model_id`); "<family>@<version>" for
+    versions added after the family's first entry. ``source`` is the `ModelSource` as JSON.
+    At most one row is the default (a partial unique index); the code keeps exactly one.
+    """
+
+    __tablename__ = "registered_models"
+    __table_args__ = (
+        CheckConstraint("kind IN ('causal', 'encoder')", name="kind_known"),
+        CheckConstraint("max_input_tokens >= 8", name="max_input_tokens_positive"),
+        CheckConstraint("NOT (is_default AND NOT enabled)", name="default_enabled"),
+        Index("ix_registered_models_family", "family", "created_at"),
+        Index(
+            "uq_registered_models_one_default",
+            "is_default",
+            unique=True,
+            sqlite_where=literal_column("is_default = 1"),
+            postgresql_where=literal_column("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(200), unique=True)
+    family: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    source: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    revision: Mapped[str] = mapped_column(String(200))
+    licence: Mapped[str] = mapped_column(String(200))
+    max_input_tokens: Mapped[int] = mapped_column(Integer)
+    chat_template: Mapped[bool] = mapped_column(Boolean, default=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    origin: Mapped[ModelOrigin] = mapped_column(_enum(ModelOrigin, "model_origin"), default=ModelOrigin.ADMIN)
+    # Position in models.yaml for seeded rows (pickers keep the file's order); admin rows follow.
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return (
+            f"RegisteredModel(id={self.id!r}, model_id={self.model_id!r}, revision={self.revision!r}, "
+            f"enabled={self.enabled!r}, default={self.is_default!r})"
+        )

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from core.config import get_settings
 from core.jobs import tasks
 from core.jobs.contract import TransientError
-from core.registry import load_registry
+from core.live_registry import LiveRegistry
 from core.service import AnalysisService
 from db.session import get_sessionmaker
 
@@ -63,7 +63,11 @@ app = make_app(get_settings().redis_url or DEFAULT_BROKER)
 def _service() -> AnalysisService:
     """One model pool per worker process (no result cache or rate limit for batch work)."""
     settings = get_settings()
-    return AnalysisService(settings, load_registry(settings.registry_path))
+    # The live registry, so models added on the Models screen run in workers too.
+    registry = LiveRegistry(
+        lambda: get_sessionmaker(), settings.registry_path, refresh_seconds=settings.registry_refresh_seconds
+    )
+    return AnalysisService(settings, registry)
 
 
 def worker_name(hostname: str | None) -> str:

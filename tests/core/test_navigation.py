@@ -22,7 +22,7 @@ def titles(viewer: Viewer, *, guests: bool = True, registration: bool = True) ->
     [
         (
             Viewer(1, Role.ADMIN),
-            ["Generate", "Compare", "History", "Batch", "Metrics", "Account", "Audit log", "Admin"],
+            ["Generate", "Compare", "History", "Batch", "Metrics", "Account", "Audit log", "Admin", "Models"],
         ),
         (
             Viewer(2, Role.ANALYST),

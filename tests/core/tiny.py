@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
@@ -52,3 +54,11 @@ def tiny_model(kind: str = "causal", *, n_layers: int = 2, n_heads: int = 4) -> 
     )
     info = ModelInfo(spec.id, spec.revision, kind, type(model).__name__, n_layers, n_heads, "cpu", "float32")
     return LoadedModel(spec, model, tokenizer, info, weight_bytes(model), 0.0)
+
+
+def save_tiny(directory: Path, kind: str = "causal") -> Path:
+    """A tiny model directory as `save_pretrained` writes it (config, tokenizer, safetensors)."""
+    loaded = tiny_model(kind)
+    loaded.model.save_pretrained(directory)
+    loaded.tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,41 @@
+"""Models: every registry model with its state, load/unload, on/off, the default, recent load
+failures, and adding models. Admins only."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import library, model_admin, permissions
+from core.config import get_settings
+from core.errors import HeadlightError
+from core.render import models_view
+from core.render.session import current_viewer
+from core.resources import get_service
+
+
+def main() -> None:
+    st.title("Models")
+    viewer = current_viewer()
+    if not permissions.can_manage_models(viewer):
+        st.error("Only admins can open the Models screen.")
+        return
+    settings = get_settings()
+    service = get_service()
+    models_view.show_flash()
+    if service.registry_source.last_error:
+        st.warning(service.registry_source.last_error)
+    try:
+        with library.unit_of_work() as session:
+            rows = model_admin.model_rows(
+                session=session, viewer=viewer, service=service, uploads_dir=settings.uploaded_models_dir
+            )
+    except HeadlightError as exc:
+        st.error(str(exc))
+        return
+    models_view.model_table(rows)
+    models_view.model_actions(rows, service)
+    models_view.failures(model_admin.recent_failures(viewer=viewer, service=service))
+    models_view.add_form(sorted({row.family for row in rows}), service, settings)
+
+
+main()

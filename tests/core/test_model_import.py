@@ -1,0 +1,227 @@
+"""Checks before a model joins the registry: hub ids and revisions, directories, archives.
+
+No network and no real weights: the model directories hold a tiny random Llama saved with
+`save_pretrained` and the bundled MiniLM tokenizer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from core.model_import import (
+    ModelCheckError,
+    check_commit_sha,
+    check_hub_id,
+    content_revision,
+    extract_archive,
+    hub_snapshot,
+    inspect_directory,
+)
+from tests.core.tiny import save_tiny
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+def copy_of(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def edit_json(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+def test_a_saved_model_directory_passes(model_dir: Path) -> None:
+    check = inspect_directory(model_dir, refuse_pickle=True)
+    assert (check.kind, check.model_type, check.architecture) == ("causal", "llama", "LlamaForCausalLM")
+    assert (check.n_layers, check.n_heads, check.max_positions) == (2, 4, 128)
+    assert check.weight_files == ("model.safetensors",) and check.weight_bytes > 0
+    revision = content_revision(check)
+    assert revision.startswith("sha256-") and revision == content_revision(check)
+
+
+@pytest.mark.parametrize(
+    "repo", ["", "gpt2", "a/b/c", "../etc", "owner/na me", "owner/-x", "o/x..y", "o/" + "x" * 97]
+)
+def test_bad_hub_ids_are_refused(repo: str) -> None:
+    with pytest.raises(ModelCheckError, match=r"not a Hugging Face model id"):
+        check_hub_id(repo)
+
+
+def test_good_hub_id_and_pinned_revision() -> None:
+    assert check_hub_id(" HuggingFaceTB/SmolLM2-135M-Instruct ") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert check_commit_sha(SHA, repo="o/x") == SHA
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", SHA[:12], SHA.upper(), ""])
+def test_unpinned_revisions_are_refused(revision: str) -> None:
+    with pytest.raises(ModelCheckError, match=r"full commit sha"):
+        check_commit_sha(revision, repo="o/x")
+
+
+def test_refusal_names_the_cached_commit_of_a_branch() -> None:
+    with pytest.raises(ModelCheckError, match=rf"'main' of o/x is {SHA}"):
+        check_commit_sha("main", repo="o/x", cached_refs={"main": SHA})
+
+
+def test_hub_model_outside_the_cache_is_refused_without_downloading() -> None:
+    with pytest.raises(ModelCheckError, match=r"not in this server's Hugging Face cache.*never downloads"):
+        hub_snapshot("headlight-tests/no-such-model", SHA)
+
+
+def test_missing_directory_and_config(tmp_path: Path) -> None:
+    with pytest.raises(ModelCheckError, match=r"not a directory"):
+        inspect_directory(tmp_path / "absent", refuse_pickle=False)
+    with pytest.raises(ModelCheckError, match=r"No config.json"):
+        inspect_directory(tmp_path, refuse_pickle=False)
+
+
+def test_remote_code_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    """A config with auto_map needs the model's own code: refused, in config or tokenizer config."""
+    directory = copy_of(model_dir, tmp_path / "remote")
+    edit_json(directory / "config.json", auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"})
+    with pytest.raises(ModelCheckError, match=r"needs its own Python code.*trust_remote_code"):
+        inspect_directory(directory, refuse_pickle=False)
+    directory = copy_of(model_dir, tmp_path / "remote-tokenizer")
+    edit_json(directory / "tokenizer_config.json", auto_map={"AutoTokenizer": ["tok.XTokenizer", None]})
+    with pytest.raises(ModelCheckError, match=r"tokenizer needs its own Python code"):
+        inspect_directory(directory, refuse_pickle=False)
+
+
+def test_unknown_architecture_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    directory = copy_of(model_dir, tmp_path / "unknown")
+    edit_json(directory / "config.json", model_type="my-own-arch")
+    with pytest.raises(ModelCheckError, match=r"'my-own-arch'.*does not know"):
+        inspect_directory(directory, refuse_pickle=False)
+
+
+def test_missing_tokenizer_and_weights(model_dir: Path, tmp_path: Path) -> None:
+    directory = copy_of(model_dir, tmp_path / "no-tokenizer")
+    for name in ("tokenizer.json", "vocab.txt"):
+        (directory / name).unlink(missing_ok=True)
+    with pytest.raises(ModelCheckError, match=r"No tokenizer"):
+        inspect_directory(directory, refuse_pickle=False)
+    directory = copy_of(model_dir, tmp_path / "no-weights")
+    (directory / "model.safetensors").unlink()
+    with pytest.raises(ModelCheckError, match=r"No \*\.safetensors weights"):
+        inspect_directory(directory, refuse_pickle=False)
+    (directory / "pytorch_model.bin").write_bytes(b"pickle")
+    with pytest.raises(ModelCheckError, match=r"only pickle-based files: pytorch_model.bin"):
+        inspect_directory(directory, refuse_pickle=False)
+
+
+def test_damaged_safetensors_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    directory = copy_of(model_dir, tmp_path / "damaged")
+    (directory / "model.safetensors").write_bytes(b"\xff" * 16)
+    with pytest.raises(ModelCheckError, match=r"not a readable safetensors file"):
+        inspect_directory(directory, refuse_pickle=False)
+
+
+def test_pickle_files_next_to_safetensors(model_dir: Path, tmp_path: Path) -> None:
+    """Ignored (with a note) in a server directory; refused outright in an upload."""
+    directory = copy_of(model_dir, tmp_path / "both")
+    (directory / "pytorch_model.bin").write_bytes(b"pickle")
+    check = inspect_directory(directory, refuse_pickle=False)
+    assert "pytorch_model.bin" in check.notes[0] and "only safetensors" in check.notes[0]
+    with pytest.raises(ModelCheckError, match=r"Pickle-based weight files are refused"):
+        inspect_directory(directory, refuse_pickle=True)
+
+
+def zip_of(files: dict[str, bytes]) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def tar_of(
+    model_dir: Path, *, prefix: str = "model/", extra: list[tarfile.TarInfo] | None = None
+) -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for path in model_dir.iterdir():
+            archive.add(path, arcname=prefix + path.name)
+        for info in extra or []:
+            archive.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    buffer.seek(0)
+    return buffer
+
+
+def test_zip_and_tar_archives_unpack_to_the_model(model_dir: Path, tmp_path: Path) -> None:
+    files = {f"copy/{p.name}": p.read_bytes() for p in model_dir.iterdir()}
+    directory = extract_archive(zip_of(files), "m.zip", tmp_path / "z", max_bytes=2**30)
+    assert directory == tmp_path / "z" / "copy"
+    assert inspect_directory(directory, refuse_pickle=True).kind == "causal"
+    directory = extract_archive(tar_of(model_dir), "m.tar.gz", tmp_path / "t", max_bytes=2**30)
+    assert inspect_directory(directory, refuse_pickle=True).n_layers == 2
+    flat = extract_archive(tar_of(model_dir, prefix=""), "m.tgz", tmp_path / "flat", max_bytes=2**30)
+    assert flat == tmp_path / "flat" and (flat / "config.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil", "a/../../evil", "C:/evil", "..\\evil"])
+def test_path_traversal_is_refused_and_nothing_is_left(name: str, tmp_path: Path) -> None:
+    with pytest.raises(ModelCheckError, match=r"points outside the archive"):
+        extract_archive(zip_of({"config.json": b"{}", name: b"x"}), "m.zip", tmp_path / "x", max_bytes=2**20)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_links_in_tar_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    link = tarfile.TarInfo("model/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    with pytest.raises(ModelCheckError, match=r"link or device"):
+        extract_archive(tar_of(model_dir, extra=[link]), "m.tar.gz", tmp_path / "x", max_bytes=2**30)
+    assert not (tmp_path / "x").exists()
+
+
+def test_pickle_in_archive_is_refused_before_unpacking(tmp_path: Path) -> None:
+    archive = zip_of({"m/config.json": b"{}", "m/pytorch_model.bin": b"pickle"})
+    with pytest.raises(ModelCheckError, match=r"Pickle-based weight files are refused.*pytorch_model.bin"):
+        extract_archive(archive, "m.zip", tmp_path / "x", max_bytes=2**20)
+    assert not (tmp_path / "x").exists()
+
+
+def test_size_limit_counts_real_bytes(tmp_path: Path) -> None:
+    """A member bigger than allowed is refused, however small it compresses."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("m/model.safetensors", b"\0" * (3 * 2**20))
+    buffer.seek(0)
+    with pytest.raises(ModelCheckError, match=r"unpacks to more than 2 MiB"):
+        extract_archive(buffer, "m.zip", tmp_path / "x", max_bytes=2 * 2**20)
+    assert not (tmp_path / "x").exists()
+
+
+def test_links_in_zip_are_refused(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("m/config.json")
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive.writestr(info, "/etc/passwd")
+    buffer.seek(0)
+    with pytest.raises(ModelCheckError, match=r"link or device"):
+        extract_archive(buffer, "m.zip", tmp_path / "x", max_bytes=2**20)
+
+
+def test_not_an_archive(tmp_path: Path) -> None:
+    with pytest.raises(ModelCheckError, match=r"not a zip or tar.gz"):
+        extract_archive(io.BytesIO(b"x"), "model.rar", tmp_path / "x", max_bytes=2**20)
+    with pytest.raises(ModelCheckError, match=r"not a readable zip"):
+        extract_archive(io.BytesIO(b"not a zip"), "model.zip", tmp_path / "y", max_bytes=2**20)
