@@ -251,7 +251,7 @@ def launch_atlas_job(
     if webhook_url.strip():
         if not settings.webhook_secret:
             raise HeadlightError("Webhooks are off: set HEADLIGHT_WEBHOOK_SECRET on the server to sign them.")
-        url = webhook.check_url(webhook_url)
+        url = webhook.check_url(webhook_url, allow_private=settings.webhook_allow_private_hosts)
     limit = min(max_tokens or settings.batch_max_tokens, spec.max_input_tokens)
     job = jobs_db.create_job(
         session=session,

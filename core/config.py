@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     batch_torch_threads: int = Field(default=0, ge=0, le=256)
     # Job webhooks are signed with this secret (HMAC-SHA256); without it they are refused.
     webhook_secret: str | None = None
+    # Let webhooks call private and loopback addresses (a trusted internal receiver).
+    webhook_allow_private_hosts: bool = False
     # Prometheus /metrics port, started once per process; 0 turns it off.
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_format: str = Field(default="json", pattern="^(json|text)$")

@@ -282,18 +282,29 @@ def live_filter(model: SavedModel = Visualization) -> ColumnElement[bool]:
 def audit_filter(viewer: Viewer) -> ColumnElement[bool]:
     """WHERE clause: the audit events the viewer may read.
 
-    Admins read all; other signed-in users the events on records they own (live or in the
-    Trash) and on their own account; visitors none.
+    Admins read all; other signed-in users the events on what they own (analyses,
+    comparisons, head atlases, datasets and jobs, live or in the Trash) and on their own
+    account; visitors none.
     """
     if viewer.is_admin:
         return true()
     if viewer.user_id is None:
         return false()
-    own_visualizations = select(Visualization.id).where(Visualization.owner_id == viewer.user_id)
-    own_comparisons = select(Comparison.id).where(Comparison.owner_id == viewer.user_id)
+    owned = {
+        "visualization": Visualization,
+        "comparison": Comparison,
+        "atlas": Atlas,
+        "dataset": Dataset,
+        "job": Job,
+    }
     return or_(
-        and_(AuditEvent.target_type == "visualization", AuditEvent.target_id.in_(own_visualizations)),
-        and_(AuditEvent.target_type == "comparison", AuditEvent.target_id.in_(own_comparisons)),
+        *(
+            and_(
+                AuditEvent.target_type == target,
+                AuditEvent.target_id.in_(select(model.id).where(model.owner_id == viewer.user_id)),
+            )
+            for target, model in owned.items()
+        ),
         and_(AuditEvent.target_type == "user", AuditEvent.target_id == viewer.user_id),
     )
 

@@ -1,10 +1,12 @@
-"""Permanently delete analyses and comparisons that have sat in the Trash too long.
+"""Permanently delete analyses, comparisons, head atlases and datasets that have sat in the
+Trash too long.
 
     python -m db.purge [--days N]
 
 ``N`` defaults to the ``trash_retention_days`` setting (``HEADLIGHT_TRASH_RETENTION_DAYS``,
-30). Rows soft-deleted more than ``N`` days ago go, with their tags, annotations, grants
-and share links; everything happens in one transaction.
+30). Rows soft-deleted more than ``N`` days ago go, with their tags, annotations, grants,
+share links and dataset rows (a dataset an atlas still uses stays); everything happens in
+one transaction.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     with get_sessionmaker().begin() as session:
         removed = purge(session=session, days=args.days)
     print(
-        f"Purged {removed['visualizations']} analyses and {removed['comparisons']} comparisons "
+        f"Purged {removed['visualizations']} analyses, {removed['comparisons']} comparisons, "
+        f"{removed['atlases']} head atlases and {removed['datasets']} datasets "
         f"deleted more than {args.days} days ago."
     )
     return 0

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from db.models import (
     Annotation,
+    Atlas,
     AuditEvent,
     Comparison,
+    Dataset,
     Grant,
     Visualization,
     VisualizationTag,
@@ -79,16 +81,20 @@ def restore(*, session: Session, visualization: Visualization) -> None:
 
 
 def purge_deleted(*, session: Session, before: datetime) -> dict[str, int]:
-    """Permanently delete visualizations and comparisons soft-deleted before ``before``.
+    """Permanently delete analyses, comparisons, head atlases and datasets soft-deleted before
+    ``before``.
 
-    Their tags, annotations, grants and share links go with them (ON DELETE CASCADE).
-    Returns the number of rows removed per table.
+    Their tags, annotations, grants, share links and dataset rows go with them (ON DELETE
+    CASCADE). A dataset that an atlas still refers to (live or not yet purged) is kept: the
+    atlas's top rows point into it. Returns the number of rows removed per table.
     """
     removed = {}
-    for model in (Visualization, Comparison):
+    for model in (Visualization, Comparison, Atlas, Dataset):
+        expired = model.deleted_at.is_not(None) & (model.deleted_at < before)
+        if model is Dataset:
+            expired &= Dataset.id.not_in(select(Atlas.dataset_id))
         result = session.execute(
-            delete(model).where(model.deleted_at.is_not(None), model.deleted_at < before),
-            execution_options={"synchronize_session": False},
+            delete(model).where(expired), execution_options={"synchronize_session": False}
         )
         removed[model.__tablename__] = result.rowcount
     return removed

@@ -63,6 +63,7 @@ class RunConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     webhook_retry: RetryPolicy = webhook.POLICY
     webhook_secret: str | None = None
+    webhook_allow_private: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RunConfig:
@@ -71,6 +72,7 @@ class RunConfig:
             lease_s=float(settings.batch_lease_seconds),
             pause_s=settings.batch_row_pause_ms / 1000,
             webhook_secret=settings.webhook_secret,
+            webhook_allow_private=settings.webhook_allow_private_hosts,
         )
 
 
@@ -445,6 +447,7 @@ class _Run:
                 rng=self.rng,
                 policy=self.config.webhook_retry,
                 sleep=self.sleep,
+                allow_private=self.config.webhook_allow_private,
                 **kwargs,
             )
             message = ("delivered: " if delivery.delivered else "failed: ") + delivery.detail

@@ -3,14 +3,25 @@
 The receiver checks ``X-Headlight-Signature: sha256=<hex>``, the HMAC of
 ``<X-Headlight-Timestamp>.<body>`` under the shared secret (`Settings.webhook_secret`), and
 may refuse old timestamps to stop replays.
+
+A webhook URL is typed by a user, and the worker that calls it sits inside the deployment,
+so by default it may only reach public addresses: loopback, private, link-local (cloud
+metadata), multicast and reserved addresses are refused, both when the URL names them and
+when its host name resolves to them just before each call
+(`Settings.webhook_allow_private_hosts` lifts this for a trusted internal receiver). A host
+that changes its DNS answer between that check and the connection is not caught; put the
+workers behind an egress proxy where that matters.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import random
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -33,13 +44,55 @@ POLICY = RetryPolicy(attempts=5, base_s=1.0, max_s=60.0)
 Poster = Callable[[str, bytes, dict[str, str]], int]
 
 
-def check_url(url: str) -> str:
-    """A webhook URL as given, if it is an absolute http(s) URL; else a `HeadlightError`."""
+# (host, port) -> the IP addresses it resolves to; raises OSError when it does not resolve.
+Resolver = Callable[[str, int], list[str]]
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def check_url(url: str, *, allow_private: bool = False) -> str:
+    """A webhook URL as given, if it is an absolute http(s) URL that may be called; else a
+    `HeadlightError`. Without ``allow_private`` an IP address in it must be public."""
     url = url.strip()
     parts = urlsplit(url)
     if len(url) > MAX_URL_CHARS or parts.scheme not in ("http", "https") or not parts.hostname:
         raise HeadlightError("The webhook must be an http:// or https:// URL with a host name.")
+    host = parts.hostname
+    if not allow_private and (host == "localhost" or host.endswith(".localhost")):
+        raise HeadlightError("The webhook must point at a public address, not this machine.")
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None and not allow_private and not _is_public(host):
+        raise HeadlightError("The webhook must point at a public address, not a private or local one.")
     return url
+
+
+def check_destination(url: str, *, allow_private: bool = False, resolve: Resolver = _resolve) -> None:
+    """Refuse ``url`` unless every address its host resolves to is public (or ``allow_private``)."""
+    check_url(url, allow_private=allow_private)
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    assert parts.hostname is not None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        addresses = resolve(parts.hostname, port)
+    except OSError as exc:
+        raise TransientError(f"{parts.hostname} does not resolve: {exc}") from exc
+    private = sorted({a for a in addresses if not _is_public(a)})
+    if not addresses or private:
+        raise HeadlightError(f"{parts.hostname} resolves to a private or local address; not called.")
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -53,7 +106,8 @@ def verify(body: bytes, secret: str, timestamp: int, signature: str) -> bool:
     return hmac.compare_digest(sign(body, secret, timestamp), signature)
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+def _post(url: str, body: bytes, headers: dict[str, str], *, allow_private: bool = False) -> int:
+    check_destination(url, allow_private=allow_private)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310 - checked scheme
@@ -77,10 +131,16 @@ def deliver(
     rng: random.Random,
     policy: RetryPolicy = POLICY,
     sleep: Callable[[float], None] = time.sleep,
-    post: Poster = _post,
+    post: Poster | None = None,
     clock: Callable[[], float] = time.time,
+    allow_private: bool = False,
 ) -> Delivery:
-    """POST ``payload`` to ``url``; network errors, 429 and 5xx are retried, other 4xx are not."""
+    """POST ``payload`` to ``url``; network errors, 429 and 5xx are retried, other 4xx are not.
+
+    The default poster checks the destination before every attempt (`check_destination`);
+    a private one is refused without a call.
+    """
+    send = post or functools.partial(_post, allow_private=allow_private)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     attempts = 0
 
@@ -95,7 +155,7 @@ def deliver(
             SIGNATURE_HEADER: sign(body, secret, timestamp),
         }
         try:
-            status = post(url, body, headers)
+            status = send(url, body, headers)
         except OSError as exc:
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
         if status == 429 or status >= 500:
@@ -106,6 +166,8 @@ def deliver(
         status = call_with_retries(attempt, policy=policy, rng=rng, sleep=sleep)
     except TransientError as exc:
         return Delivery(False, attempts, f"gave up after {attempts} attempts: {exc}")
+    except HeadlightError as exc:
+        return Delivery(False, attempts, f"refused: {exc}")
     if 200 <= status < 300:
         plural = "s" if attempts > 1 else ""
         return Delivery(True, attempts, f"HTTP {status} after {attempts} attempt{plural}")

@@ -11,6 +11,7 @@ from db.models import Role
 from tests.app.accounts import add_account
 from tests.app.test_history_page import captions, markdown, open_history
 from tests.app.test_sharing_pages import open_shared
+from tests.db.test_batch import _atlas, _upload
 from tests.db.test_comparison_store import TEXT, _request
 from tests.factories import make_analysis
 
@@ -42,7 +43,7 @@ def test_saved_comparison_is_listed_reopened_and_exported(database: str) -> None
     at.button(key=f"history.comparisons.open.{record_id}").click().run()
     assert not at.exception
     assert "Re-rendered from stored data; neither model ran." in captions(at)
-    assert at.plotly_chart, "the matched-head heatmap is drawn"
+    assert at.get("plotly_chart"), "the matched-head heatmap is drawn"
     at.button(key="history.comparisons.export.csv").click().run()
     [download] = [d for d in at.get("download_button") if d.key == "history.comparisons.download"]
     assert not at.exception and download is not None
@@ -59,7 +60,7 @@ def test_comparison_share_link_opens_for_a_visitor_until_deleted(database: str) 
 
     visitor = open_shared(record_id, token, kind="comparison")
     assert not visitor.error and "read-only" in visitor.caption[0].value
-    assert visitor.plotly_chart
+    assert visitor.get("plotly_chart")
     assert open_shared(record_id, token).error  # the same id as an analysis opens nothing
 
     owner.button(key="history.comparisons.delete").click().run()
@@ -78,3 +79,26 @@ def test_other_users_and_viewers_see_only_what_they_may(database: str) -> None:
     assert "No saved comparisons match" in bob.info[0].value
     assert not [t for t in bob.toggle if t.key == "history.comparisons.trash"]
     assert not [b for b in bob.button if b.key == f"history.comparisons.open.{record_id}"]
+
+
+def test_atlas_is_listed_on_history_and_opens_read_only_by_link(database: str) -> None:
+    viewer = add_account("alice")
+    with library.unit_of_work() as session:
+        atlas_id = _atlas(session, viewer, _upload(session, viewer))
+    owner = open_history()
+    owner.button_group(key="history.kind").set_value("atlases").run()
+    owner.button(key=f"history.atlas.{atlas_id}").click().run()
+    assert not owner.exception
+    owner.button(key=f"share.atlas.{atlas_id}.create").click().run()
+    url = owner.code[0].value
+    assert f"/shared?kind=atlas&id={atlas_id}&token=" in url
+
+    visitor = open_shared(atlas_id, url.split("token=", 1)[1], kind="atlas")
+    assert not visitor.exception and not visitor.error
+    assert visitor.get("plotly_chart") and any(
+        d.label == "Download CSV" for d in visitor.get("download_button")
+    )
+    # Read-only: no delete, no sharing, no model runs from the rows.
+    keys = {b.key for b in visitor.button}
+    assert "batch.atlas.delete" not in keys and not any(str(k).startswith("batch.atlas.run.") for k in keys)
+    assert open_shared(atlas_id, "forged-token", kind="atlas").error

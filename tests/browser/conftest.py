@@ -136,3 +136,33 @@ def wait_for_fresh_page(page: object, timeout_ms: int = 240_000) -> None:
 def _chromium_present(request: pytest.FixtureRequest) -> None:
     if "browser" in request.keywords and not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is required for browser tests (HEADLIGHT_REQUIRE_BROWSER is set)")
+
+
+# Stored (hashed) only in a test module's temporary database.
+PASSWORD = "Browser-pass-42"
+
+
+@contextmanager
+def app_with_analyst(folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """The app on a fresh SQLite database in ``folder`` holding one analyst, alice."""
+    from core import auth
+    from db import users as users_db
+    from db.models import Role
+    from db.session import get_sessionmaker
+
+    database = f"sqlite:///{folder / 'app.db'}"
+    with get_sessionmaker(database).begin() as session:
+        users_db.create_user(
+            session=session, username="alice", password_hash=auth.hash_password(PASSWORD), role=Role.ANALYST
+        )
+    with streamlit_server(folder, {"DATABASE_URL": database, **(extra_env or {})}) as url:
+        yield url
+
+
+def sign_in(page: object) -> None:
+    """Sign in as alice through the sidebar form."""
+    page.get_by_label("Username").fill("alice")  # type: ignore[attr-defined]
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
+    page.get_by_text("Signed in as").first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    wait_for_app(page)

@@ -11,40 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from core import auth
 from core.config import get_settings
-from db import users as users_db
-from db.models import Role
-from db.session import get_sessionmaker
-from tests.browser.conftest import streamlit_server, wait_for_app, wait_for_fresh_page
+from tests.browser.conftest import app_with_analyst, sign_in, wait_for_app, wait_for_fresh_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
-# Stored (hashed) only in this module's temporary database.
-PASSWORD = "Browser-pass-42"
 TIMEOUT_MS = 240_000
 COOKIE = get_settings().cookie_name
 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on a fresh SQLite database holding one analyst, alice."""
-    folder = tmp_path_factory.mktemp("sharing")
-    database = f"sqlite:///{folder / 'app.db'}"
-    with get_sessionmaker(database).begin() as session:
-        users_db.create_user(
-            session=session, username="alice", password_hash=auth.hash_password(PASSWORD), role=Role.ANALYST
-        )
-    with streamlit_server(folder, {"DATABASE_URL": database}) as url:
+    with app_with_analyst(tmp_path_factory.mktemp("sharing")) as url:
         yield url
-
-
-def sign_in(page) -> None:
-    page.get_by_label("Username").fill("alice")
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as").first.wait_for(timeout=60_000)
-    wait_for_app(page)
 
 
 def test_share_link_works_until_revoked(app_url: str, browser, artifacts: Path) -> None:

@@ -176,7 +176,12 @@ def test_webhook_reaches_a_real_http_server(hook_server: str) -> None:
     """The default poster sends the signed JSON body over HTTP."""
     _Hook.received.clear()
     delivery = webhook.deliver(
-        hook_server, {"job_id": 7}, secret="s", rng=random.Random(0), clock=lambda: 1700000000
+        hook_server,
+        {"job_id": 7},
+        secret="s",
+        rng=random.Random(0),
+        clock=lambda: 1700000000,
+        allow_private=True,  # the test receiver listens on loopback
     )
     assert delivery.delivered and delivery.detail == "HTTP 200 after 1 attempt"
     [(headers, body)] = _Hook.received
@@ -205,3 +210,38 @@ def test_celery_app_routes_to_the_batch_queue_and_acks_late() -> None:
 
     celery_app.CeleryDispatcher(Recorder()).submit(5, copies=2)  # type: ignore[arg-type]
     assert sent == [(celery_app.TASK_NAME, [5], "batch")] * 2
+
+
+def test_webhooks_refuse_private_and_local_destinations(hook_server: str) -> None:
+    """A user-typed URL must not reach the deployment's insides (metadata, Redis, localhost)."""
+    for url in (
+        "http://127.0.0.1:6379/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/h",
+        "http://[::1]/h",
+        "http://[::ffff:127.0.0.1]/h",
+        "http://localhost:8501/h",
+        "http://api.localhost/h",
+    ):
+        with pytest.raises(HeadlightError, match="public address"):
+            webhook.check_url(url)
+        assert webhook.check_url(url, allow_private=True) == url
+    assert webhook.check_url("https://8.8.8.8/h") == "https://8.8.8.8/h"
+
+    def resolves_to(*addresses: str) -> webhook.Resolver:
+        return lambda host, port: list(addresses)
+
+    webhook.check_destination("https://hooks.example.org/x", resolve=resolves_to("93.184.216.34"))
+    with pytest.raises(HeadlightError, match="resolves to a private or local address"):
+        webhook.check_destination(
+            "https://hooks.example.org/x", resolve=resolves_to("93.184.216.34", "10.0.0.5")
+        )
+    webhook.check_destination(
+        "https://hooks.example.org/x", allow_private=True, resolve=resolves_to("10.0.0.5")
+    )
+
+    _Hook.received.clear()
+    refused = webhook.deliver(
+        hook_server, {"job_id": 1}, secret="s", rng=random.Random(0), sleep=lambda s: None
+    )
+    assert not refused.delivered and refused.detail.startswith("refused:") and _Hook.received == []

@@ -6,12 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core import audit, auth, library, sharing
+from core import audit, auth, batch, library, sharing
 from core.permissions import ANONYMOUS
 from db.audit import AuditFilters, AuditRow
-from db.models import AuditEvent, utcnow
+from db.models import AuditEvent, Job, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
+from tests.db.test_batch import _atlas, _upload
 
 
 def test_owners_see_their_items_and_account_admins_see_all(session: Session, make_user: UserFactory) -> None:
@@ -70,3 +71,31 @@ def test_csv_export_keeps_formulas_as_text() -> None:
     assert "'=HYPERLINK(1)" in text and "link=2; via=share link" in text
     [line] = audit.table([row])
     assert (line["who"], line["item"]) == ("(not signed in)", "visualization #4")
+
+
+def test_owners_see_the_events_of_their_jobs_datasets_and_atlases(
+    session: Session, make_user: UserFactory
+) -> None:
+    """Batch work is audited under its own item types; its owner reads them, others do not."""
+    owner, other = make_user("owner"), make_user("other")
+    dataset = _upload(session, owner)
+    atlas_id = _atlas(session, owner, dataset)
+    batch.set_atlas_public(session=session, viewer=owner, atlas_id=atlas_id, public=True)
+    batch.delete_dataset(session=session, viewer=owner, dataset_id=dataset.id)
+    jobs = [Job(kind="atlas", owner_id=user.user_id) for user in (owner, other)]
+    session.add_all(jobs)
+    session.flush()
+    for job in jobs:
+        audit.record(
+            session=session, actor_id=job.owner_id, action="job.cancel", target_type="job", target_id=job.id
+        )
+    seen = {(r.action, r.target_type, r.target_id) for r in audit.events(session=session, viewer=owner)}
+    assert {
+        ("dataset.create", "dataset", dataset.id),
+        ("dataset.delete", "dataset", dataset.id),
+        ("atlas.publish", "atlas", atlas_id),
+        ("job.cancel", "job", jobs[0].id),
+    } <= seen
+    assert ("job.cancel", "job", jobs[1].id) not in seen
+    theirs = {(r.target_type, r.target_id) for r in audit.events(session=session, viewer=other)}
+    assert theirs == {("job", jobs[1].id)}

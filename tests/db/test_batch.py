@@ -3,6 +3,8 @@ tokenization), job launch checks and control rights, and atlases shared like ana
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from sqlalchemy import select, true
@@ -17,7 +19,8 @@ from core.permissions import Scope, Viewer
 from db import atlases as atlas_db
 from db import datasets as dataset_db
 from db import jobs as jobs_db
-from db.models import Dataset, JobRow, Role
+from db import purge as purge_command
+from db.models import Atlas, Dataset, DatasetRow, JobRow, Role, utcnow
 from tests.core.tiny import tiny_model
 from tests.db.batch_helpers import FakeService
 from tests.db.conftest import UserFactory
@@ -266,3 +269,24 @@ def test_batch_records_describe_themselves(
     job_row = session.scalars(select(JobRow)).first()
     for record in (dataset, row, stat, event, job_row, atlas):
         assert type(record).__name__ + "(" in repr(record)
+
+
+def test_purge_removes_old_atlases_then_their_datasets(session: Session, make_user: UserFactory) -> None:
+    """A trashed dataset stays while an atlas uses it; once the atlas is purged, it goes too."""
+    alice = make_user("alice")
+    dataset = _upload(session, alice)
+    atlas_id, dataset_id = _atlas(session, alice, dataset), dataset.id
+    batch.delete_dataset(session=session, viewer=alice, dataset_id=dataset_id)
+    long_ago = utcnow() - timedelta(days=40)
+    dataset.deleted_at = long_ago
+    session.flush()
+    removed = purge_command.purge(session=session, days=30)
+    assert (removed["atlases"], removed["datasets"]) == (0, 0)  # the live atlas still points at it
+    batch.delete_atlas(session=session, viewer=alice, atlas_id=atlas_id)
+    session.get(Atlas, atlas_id).deleted_at = long_ago
+    session.flush()
+    removed = purge_command.purge(session=session, days=30)
+    assert (removed["atlases"], removed["datasets"]) == (1, 1)
+    session.expire_all()
+    assert session.get(Atlas, atlas_id) is None and session.get(Dataset, dataset_id) is None
+    assert session.scalars(select(DatasetRow).where(DatasetRow.dataset_id == dataset_id)).all() == []

@@ -78,8 +78,9 @@ def test_soft_delete_restore_and_purge(session: Session, make_user: UserFactory)
     session.add(comparison)
     session.flush()
     old_id, recent_id = old.id, recent.id
-    assert purge_command.purge(session=session, days=60) == {"visualizations": 0, "comparisons": 0}
-    assert purge_command.purge(session=session, days=30) == {"visualizations": 1, "comparisons": 1}
+    nothing = {"visualizations": 0, "comparisons": 0, "atlases": 0, "datasets": 0}
+    assert purge_command.purge(session=session, days=60) == nothing
+    assert purge_command.purge(session=session, days=30) == {**nothing, "visualizations": 1, "comparisons": 1}
     session.expire_all()
     assert session.get(Visualization, old_id) is None
     assert session.get(Visualization, recent_id) is not None
