@@ -244,6 +244,8 @@ def launch_atlas_job(
     jobs_db.take_write_lock(session=session)
     dataset = open_dataset(session=session, viewer=viewer, dataset_id=dataset_id)
     spec = registry.get(model_id)
+    if not registry.is_enabled(model_id):
+        raise HeadlightError(f"{spec.label} has been turned off by an admin; choose another model.")
     where = availability(spec)
     if not where.available:
         raise HeadlightError(f"{spec.label} cannot be used here: {where.reason}.")

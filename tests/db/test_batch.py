@@ -16,6 +16,7 @@ from core.datasets import DatasetFormat
 from core.jobs.contract import JobStatus, RowStatus
 from core.library import NotFoundError, PermissionDeniedError
 from core.permissions import Scope, Viewer
+from core.registry import Registry
 from db import atlases as atlas_db
 from db import datasets as dataset_db
 from db import jobs as jobs_db
@@ -118,6 +119,15 @@ def test_launch_checks_model_webhook_and_limits(
             dataset_id=dataset.id,
             model_id="gpt2",
             registry=registry,
+            settings=settings,
+        )
+    with pytest.raises(ValueError, match="turned off by an admin"):
+        batch.launch_atlas_job(
+            session=session,
+            viewer=alice,
+            dataset_id=dataset.id,
+            model_id="all-minilm-l6-v2",
+            registry=Registry(list(registry), disabled={"all-minilm-l6-v2"}),
             settings=settings,
         )
     kwargs = {
