@@ -78,3 +78,21 @@ def test_hub_ids_are_format_checked() -> None:
     """Hub ids with path tricks are rejected at parse time."""
     with pytest.raises(ValueError):
         ModelSource(type="hub", repo="../../etc/passwd")
+
+
+def test_version_ids_and_enabled_models() -> None:
+    """Ids are a family with an optional "@version"; disabled models stay known but unlisted."""
+    base = {"label": "x", "kind": "causal", "revision": "1", "licence": "x", "max_input_tokens": 64}
+    source = ModelSource(type="local", path="/m")
+    original = ModelSpec(id="smol", source=source, **base)
+    copy = ModelSpec(id="smol@local-copy", source=source, **base)
+    assert (copy.family, copy.version) == ("smol", "local-copy")
+    assert (original.family, original.version) == ("smol", "")
+    for bad in ("smol@", "@v1", "smol@v1@v2", "Smol@v1", "smol@v 1"):
+        with pytest.raises(ValueError):
+            ModelSpec(id=bad, source=source, **base)
+    other = ModelSpec(id="other", source=source, **base)
+    registry = Registry([original, copy, other], disabled={"smol"}, default_id="other")
+    assert [spec.id for spec in registry.enabled()] == ["other", "smol@local-copy"]
+    assert registry.get("smol") is original and not registry.is_enabled("smol")
+    assert Registry([original, other], disabled={"other"}, default_id="other").default_id == "smol"

@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import model_admin
@@ -319,3 +319,32 @@ def test_only_admins_manage_models(
         with pytest.raises(ModelAdminError, match="Only admins can manage models"):
             action()
     assert rows(session)["gpt2"].enabled and not rows(session)["gpt2"].is_default
+
+
+def test_snapshot_is_cached_until_stale_or_invalidated(session: Session, settings: Settings) -> None:
+    """Pickers read the registry on every rerun: no query until the refresh period passes or a
+    change in this process invalidates the snapshot."""
+    now = [0.0]
+    factory = sessionmaker(bind=session.connection(), join_transaction_mode="create_savepoint")
+    live = LiveRegistry(lambda: factory, settings.registry_path, refresh_seconds=5, clock=lambda: now[0])
+    first = live.current()
+    assert live.current() is first and first.is_enabled("gpt2")
+    session.execute(update(RegisteredModel).where(RegisteredModel.model_id == "gpt2").values(enabled=False))
+    session.flush()
+    now[0] = 4.0
+    assert live.current() is first  # another process's change: not yet
+    now[0] = 6.0
+    second = live.current()
+    assert second is not first and not second.is_enabled("gpt2")
+    live.invalidate()
+    assert live.current() is not second
+
+
+def test_unreadable_database_serves_models_yaml(settings: Settings) -> None:
+    def unreachable() -> sessionmaker[Session]:
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    live = LiveRegistry(unreachable, settings.registry_path)
+    registry = live.current()
+    assert SMOL in registry.ids() and registry.default_id == SMOL
+    assert live.last_error and "models.yaml only" in live.last_error
