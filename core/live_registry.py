@@ -184,6 +184,7 @@ class LiveRegistry:
         self._read_at = float("-inf")
         self._seeded: weakref.WeakSet[sessionmaker[Session]] = weakref.WeakSet()
         self._availability: dict[ModelSpec, Availability] = {}
+        self._seed_error: str | None = None
         self.last_error: str | None = None
 
     def current(self) -> Registry:
@@ -203,7 +204,7 @@ class LiveRegistry:
                 return self._degraded(exc)
             self._snapshot, self._factory, self._read_at = snapshot, factory, self._clock()
             self._availability = {}
-            self.last_error = None
+            self.last_error = self._seed_error
             return snapshot
 
     def availability(self, spec: ModelSpec) -> Availability:
@@ -227,7 +228,15 @@ class LiveRegistry:
 
     def _read(self, factory: sessionmaker[Session]) -> Registry:
         if factory not in self._seeded:
-            specs = self._seed_specs()
+            try:
+                specs = self._seed_specs()
+            except ValueError as exc:
+                # A broken models.yaml must not take the registry down: serve the database's
+                # rows, say why, and seed again at the next refresh.
+                log.error("models.yaml unreadable; registry not seeded", exc_info=exc)
+                self._seed_error = f"models.yaml was not applied: {exc}"
+                return self._rows(factory)
+            self._seed_error = None
             for attempt in range(2):
                 try:
                     with factory.begin() as session:
@@ -238,6 +247,10 @@ class LiveRegistry:
                     if attempt:
                         raise
             self._seeded.add(factory)
+        return self._rows(factory)
+
+    @staticmethod
+    def _rows(factory: sessionmaker[Session]) -> Registry:
         with factory() as session:
             return registry_from_rows(registry_db.list_models(session=session))
 
@@ -249,5 +262,8 @@ class LiveRegistry:
         # Try again at the next refresh, not on every rerun of every session.
         self._read_at = self._clock()
         if self._snapshot is None:
-            self._snapshot = Registry(self._seed_specs())
+            try:
+                self._snapshot = Registry(self._seed_specs())
+            except ValueError:
+                self._snapshot = Registry([])
         return self._snapshot

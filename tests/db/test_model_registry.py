@@ -348,3 +348,15 @@ def test_unreadable_database_serves_models_yaml(settings: Settings) -> None:
     registry = live.current()
     assert SMOL in registry.ids() and registry.default_id == SMOL
     assert live.last_error and "models.yaml only" in live.last_error
+
+
+def test_broken_models_yaml_keeps_the_database_registry(
+    session: Session, live: LiveRegistry, tmp_path: Path
+) -> None:
+    live.current()
+    broken = tmp_path / "models.yaml"
+    broken.write_text("models: [")
+    other_process = live_registry(session, broken)
+    registry = other_process.current()
+    assert SMOL in registry.ids() and other_process.last_error
+    assert "models.yaml was not applied" in other_process.last_error
