@@ -42,7 +42,8 @@ def _top_heads_table(result: AtlasResult) -> list[dict[str, Any]]:
                     "kind": label,
                     "rank": rank,
                     "head": f"L{ranked.layer} H{ranked.head}",
-                    STAT_LABELS[stat]: ranked.value,
+                    "score": round(ranked.value, 4),
+                    "measured as": STAT_LABELS[stat],
                 }
             )
     return rows

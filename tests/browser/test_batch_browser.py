@@ -62,9 +62,11 @@ def test_atlas_job_with_live_progress_cancel_and_history(
     page.get_by_role("link", name="Batch").click()
     page.get_by_role("heading", name="Batch").wait_for(timeout=60_000)
     wait_for_app(page)
+    page.locator("[data-testid='stExpander'] summary").filter(has_text="Upload a dataset").click()
     page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(_csv(tmp_path)))
-    page.get_by_text(f"{ROWS:,} rows").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Save dataset").wait_for(timeout=60_000)
     wait_for_app(page)
+    assert page.get_by_text(f"Kept {ROWS:,} rows").count() >= 1
     page.get_by_role("button", name="Save dataset").click()
     page.get_by_text(re.compile(rf"Saved dataset #\d+ with {ROWS:,} rows")).wait_for(timeout=60_000)
     wait_for_app(page)
