@@ -18,8 +18,14 @@ def test_realistic_email_is_redacted() -> None:
     result = redact(EMAIL_THREAD)
     text = result.text
     for secret in [
-        "j.smith+billing@example.co.uk", "ops@acme-corp.io", "+44 20 7946 0958", "(555) 123-4567",
-        "555.987.6543", "4111 1111 1111 1111", "192.168.10.24", "2001:db8::8a2e:370:7334",
+        "j.smith+billing@example.co.uk",
+        "ops@acme-corp.io",
+        "+44 20 7946 0958",
+        "(555) 123-4567",
+        "555.987.6543",
+        "4111 1111 1111 1111",
+        "192.168.10.24",
+        "2001:db8::8a2e:370:7334",
     ]:
         assert secret not in text, secret
     assert result.counts == {"email": 2, "card": 1, "ip": 2, "phone": 3}

@@ -41,7 +41,9 @@ def _service(settings: Settings, cache=None, limiter=None) -> AnalysisService:
 
 def _request(text: str = "cache me if you can", **params) -> AnalysisRequest:
     return AnalysisRequest(
-        model_id=TINY.spec.id, text=text, mode=AnalysisMode.GENERATE,
+        model_id=TINY.spec.id,
+        text=text,
+        mode=AnalysisMode.GENERATE,
         generation=GenerationParams(max_new_tokens=4, **params),
     )
 
@@ -104,8 +106,19 @@ def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
         stdout=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
@@ -189,9 +202,17 @@ def test_metrics_endpoint_parses_and_counts(settings: Settings) -> None:
     service.flush()
     service.run(_request("metrics please"))
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(REGISTRY).decode())}
-    for name in ["viz_generation_time_seconds", "cache_hits", "cache_misses", "cache_hit_ratio",
-                 "active_users", "model_load_failures", "model_load_seconds", "rate_limited_requests",
-                 "analyses"]:
+    for name in [
+        "viz_generation_time_seconds",
+        "cache_hits",
+        "cache_misses",
+        "cache_hit_ratio",
+        "active_users",
+        "model_load_failures",
+        "model_load_seconds",
+        "rate_limited_requests",
+        "analyses",
+    ]:
         assert name in families, name
     assert 0.0 < families["cache_hit_ratio"].samples[0].value <= 1.0
     events = service.telemetry.events()

@@ -115,9 +115,7 @@ def test_float16_input_is_read_exactly() -> None:
     layer = patterns.reshape(1, 256, 256)
     converted = np.concatenate([block for _, block in query_blocks(layer)], axis=1)
     assert converted.dtype == np.float32
-    np.testing.assert_array_equal(
-        converted.view(np.uint32), layer.astype(np.float32).view(np.uint32)
-    )
+    np.testing.assert_array_equal(converted.view(np.uint32), layer.astype(np.float32).view(np.uint32))
 
 
 def test_float16_and_float32_agree() -> None:
