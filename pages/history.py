@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import library, permissions, records
+from core import export, library, permissions, records
 from core.analysis import Analysis
 from core.config import get_settings
 from core.errors import HeadlightError
@@ -23,7 +23,12 @@ KINDS = {"analyses": "Analyses", "comparisons": "Comparisons", "atlases": "Head 
 
 def _import_box() -> None:
     with st.expander("Import an analysis (JSON export)"):
-        upload = st.file_uploader("JSON export", type=["json"], key="history.import.file")
+        upload = st.file_uploader(
+            "JSON export",
+            type=["json"],
+            key="history.import.file",
+            max_upload_size=export.MAX_IMPORT_BYTES // 2**20,
+        )
         if st.button("Import", key="history.import.button", disabled=upload is None) and upload is not None:
             data = upload.getvalue()
 

@@ -108,6 +108,7 @@ def upload_panel() -> None:
     upload = st.file_uploader(
         "CSV (choose the text column), JSONL (choose the field) or plain text (one item per line)",
         type=["csv", "tsv", "jsonl", "ndjson", "txt"],
+        max_upload_size=datasets.MAX_UPLOAD_BYTES // 2**20,
         # A new key after each save gives an empty uploader for the next file.
         key=f"batch.upload.file.{st.session_state.get('batch.upload.saved', 0)}",
     )

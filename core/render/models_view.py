@@ -218,7 +218,9 @@ def add_form(families: list[str], service: AnalysisService, settings: Settings) 
     form = _add_widgets(families)
     upload = None
     if form.origin == "upload":
-        upload = st.file_uploader("Archive", type=["zip", "gz", "tgz", "tar"], key="models.add.upload")
+        upload = st.file_uploader(
+            "Archive", type=["zip", "gz", "tgz", "tar"], key="models.add.upload", max_upload_size=1024
+        )
     if not st.button("Add model", type="primary", key="models.add.submit"):
         return
 

@@ -161,7 +161,9 @@ def _manage(
 
 def _import(screen: PresetScreen) -> None:
     key = screen.value
-    upload = st.file_uploader("Import a preset (JSON)", type=["json"], key=f"{key}.presets.import_file")
+    upload = st.file_uploader(
+        "Import a preset (JSON)", type=["json"], key=f"{key}.presets.import_file", max_upload_size=1
+    )
     if upload is not None and st.button("Import", key=f"{key}.presets.import"):
         try:
             with library.unit_of_work() as session:
