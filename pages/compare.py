@@ -10,13 +10,12 @@ from core import compare_store, library, permissions, presets
 from core.alignment import Granularity
 from core.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
 from core.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
-from core.config import get_settings
 from core.errors import HeadlightError, validation_message
 from core.registry import ModelSpec
 from core.render.compare_view import generation_settings, render_outcome
 from core.render.preset_panel import render_preset_panel
-from core.render.session import current_actor, current_viewer, mark_active
-from core.resources import get_service
+from core.render.run_page import RunPage, open_run_page
+from core.render.session import current_viewer
 from core.service import Actor, AnalysisService
 from db.models import PresetScreen
 
@@ -28,23 +27,8 @@ OUTCOME = "compare.outcome"
 SAVED_ID = "compare.saved_id"
 
 
-def _pick_model(
-    column: DeltaGenerator,
-    side: str,
-    specs: dict[str, ModelSpec],
-    reasons: dict[str, str | None],
-    default: int,
-) -> ModelSpec:
-    model_id = column.selectbox(
-        f"Model {side}",
-        list(specs),
-        index=default,
-        format_func=lambda i: specs[i].label + ("" if reasons[i] is None else " — unavailable"),
-        key=f"compare.model_{side.lower()}",
-    )
-    spec = specs[model_id]
-    if reasons[model_id]:
-        column.warning(f"{spec.label} cannot be used here: {reasons[model_id]}.")
+def _pick_model(page: RunPage, column: DeltaGenerator, side: str, default: int) -> ModelSpec:
+    spec = page.pick(f"Model {side}", key=f"compare.model_{side.lower()}", index=default, where=column)
     column.caption(f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens")
     return spec
 
@@ -125,24 +109,18 @@ def _open_saved() -> None:
 
 
 def main() -> None:
-    st.title("Compare")
-    if not permissions.can_run(current_viewer(), guests_allowed=get_settings().guests_allowed):
-        st.info("Sign in (sidebar) to run models.")
+    page = open_run_page("Compare")
+    if page is None:
         return
-    service = get_service()
-    actor = current_actor()
-    mark_active()
-    choices = service.model_choices()
-    reasons = {spec.id: reason for spec, reason in choices}
-    specs = {spec.id: spec for spec, _ in choices}
+    service, actor, specs, reasons = page.service, page.actor, page.specs, page.reasons
     render_preset_panel(
         PresetScreen.COMPARE,
         available_models=set(specs),
         read_state=lambda: presets.compare_settings_from_state(st.session_state),
     )
     left, right = st.columns(2)
-    spec_a = _pick_model(left, "A", specs, reasons, 0)
-    spec_b = _pick_model(right, "B", specs, reasons, min(1, len(specs) - 1))
+    spec_a = _pick_model(page, left, "A", 0)
+    spec_b = _pick_model(page, right, "B", min(1, len(specs) - 1))
     text = st.text_area("Text", DEFAULT_TEXT, height=140, max_chars=MAX_TEXT_CHARS, key="compare.text")
     any_causal = "causal" in (spec_a.kind, spec_b.kind)
     generate = st.toggle(

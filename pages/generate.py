@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
-from core import permissions, presets
+from core import presets
 from core.analysis import (
     MAX_NEW_TOKENS,
     MAX_TEXT_CHARS,
@@ -14,14 +14,12 @@ from core.analysis import (
     AnalysisRequest,
     GenerationParams,
 )
-from core.config import get_settings
 from core.errors import HeadlightError, validation_message
 from core.redaction import redact
 from core.render.analysis_view import render_analysis
 from core.render.preset_panel import clamp_view_state, render_preset_panel
+from core.render.run_page import open_run_page
 from core.render.save_panel import render_save_panel
-from core.render.session import current_actor, current_viewer, mark_active
-from core.resources import get_service
 from db.models import PresetScreen
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
@@ -57,30 +55,17 @@ def _parameters(kind: str, has_chat_template: bool) -> tuple[AnalysisMode, dict]
 
 
 def main() -> None:
-    st.title("Generate")
-    if not permissions.can_run(current_viewer(), guests_allowed=get_settings().guests_allowed):
-        st.info("Sign in (sidebar) to run models.")
+    page = open_run_page("Generate")
+    if page is None:
         return
-    service = get_service()
-    actor = current_actor()
-    mark_active()
-    choices = service.model_choices()
-    reasons = {spec.id: reason for spec, reason in choices}
-    specs = {spec.id: spec for spec, _ in choices}
+    service, actor, specs, reasons = page.service, page.actor, page.specs, page.reasons
     render_preset_panel(
         PresetScreen.GENERATE,
         available_models=set(specs),
         read_state=lambda: presets.generate_settings_from_state(st.session_state),
     )
-    model_id = st.selectbox(
-        "Model",
-        list(specs),
-        format_func=lambda i: specs[i].label + ("" if reasons[i] is None else " — unavailable"),
-        key="generate.model",
-    )
-    spec = specs[model_id]
-    if reasons[model_id]:
-        st.warning(f"{spec.label} cannot be used here: {reasons[model_id]}.")
+    spec = page.pick("Model", key="generate.model")
+    model_id = spec.id
     st.caption(
         f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens · {spec.licence}"
     )

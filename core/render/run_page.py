@@ -1,0 +1,56 @@
+"""The opening of the screens that run models (Generate, Compare): the run permission, the
+service, the actor, activity, and a model picker that marks unusable models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from core import permissions
+from core.config import get_settings
+from core.registry import ModelSpec
+from core.render.session import current_actor, current_viewer, mark_active
+from core.resources import get_service
+from core.service import Actor, AnalysisService
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """What a model-running screen needs: the models offered, each with why it cannot run."""
+
+    service: AnalysisService
+    actor: Actor
+    specs: dict[str, ModelSpec]
+    reasons: dict[str, str | None]
+
+    def label(self, model_id: str) -> str:
+        spec = self.specs[model_id]
+        return spec.label + ("" if self.reasons[model_id] is None else " — unavailable")
+
+    def pick(self, label: str, *, key: str, index: int = 0, where: DeltaGenerator | None = None) -> ModelSpec:
+        """A model selectbox; an unusable choice gets a warning with its reason."""
+        place = where or st
+        model_id = place.selectbox(label, list(self.specs), index=index, format_func=self.label, key=key)
+        spec = self.specs[model_id]
+        if self.reasons[model_id]:
+            place.warning(f"{spec.label} cannot be used here: {self.reasons[model_id]}.")
+        return spec
+
+
+def open_run_page(title: str) -> RunPage | None:
+    """The screen's title, then its context; None (with a message) for visitors who may not run."""
+    st.title(title)
+    if not permissions.can_run(current_viewer(), guests_allowed=get_settings().guests_allowed):
+        st.info("Sign in (sidebar) to run models.")
+        return None
+    service = get_service()
+    mark_active()
+    choices = service.model_choices()
+    return RunPage(
+        service=service,
+        actor=current_actor(),
+        specs={spec.id: spec for spec, _ in choices},
+        reasons={spec.id: reason for spec, reason in choices},
+    )
