@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # Soft-deleted analyses stay in the Trash this many days before `python -m db.purge`
     # removes them for good.
     trash_retention_days: int = Field(default=30, ge=0)
+    # The request log (per-model analytics, drift) keeps this many days; `python -m db.purge`
+    # deletes older rows, so the table does not grow for ever. At least a day: drift's
+    # baseline window reaches back up to 31 days.
+    request_log_retention_days: int = Field(default=90, ge=1)
 
     cache_ttl_seconds: int = Field(default=3600, ge=1)
     cache_memory_max_mb: int = Field(default=512, ge=1)

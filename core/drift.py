@@ -14,8 +14,15 @@ Two views of what users send a model are compared:
   (prose to code, English to French) measure 0.2-0.6; resamples of one source stay well
   under 0.05 once each window holds a few thousand tokens.
 
-Empty bins are smoothed additively (`SMOOTHING` pseudo-counts per bin) before any
-logarithm. A score alone is not a flag: small windows differ by chance, so a feature is
+Both windows are smoothed with one shared prior before any logarithm: bins empty in both
+windows are dropped (they carry no evidence, and per-window smoothing would give them
+different probabilities in windows of different sizes: 2000 against 20 requests of one
+distribution scored PSI 0.89), and each remaining bin gets ``SMOOTHING * k`` pseudo-counts
+spread in proportion to the pooled share of that bin, so a bin both windows use equally
+keeps equal probabilities whatever the window sizes. With one bin or none in use
+(k <= 1) the windows cannot differ: the score is 0 and nothing is flagged.
+
+A score alone is not a flag: small windows differ by chance, so a feature is
 flagged only when both windows hold at least `MIN_REQUESTS` requests and the score crosses
 both its threshold and its *chance level*, the score that two samples of one distribution
 of these sizes exceed only 1 % of the time. To second order both scores are a scaled
@@ -53,11 +60,35 @@ _Z_99 = 2.3263
 
 
 def token_profile(token_ids: Sequence[int], buckets: int = PROFILE_BUCKETS) -> dict[str, Any]:
-    """``{"buckets": n, "counts": {bucket: count}}`` of the ids hashed into ``n`` buckets (sparse)."""
+    """``{"buckets": n, "pairs": [bucket, count, bucket, count, ...]}`` of the ids hashed (sparse).
+
+    A flat list of pairs is about half the bytes of a ``{"bucket": count}`` object, and the
+    log keeps one profile per request.
+    """
     ids = np.asarray(token_ids, dtype=np.uint64)
     hashed = ((ids * np.uint64(_HASH_MULTIPLIER)) & np.uint64(0xFFFFFFFF)) % np.uint64(buckets)
     values, counts = np.unique(hashed, return_counts=True)
-    return {"buckets": buckets, "counts": {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}}
+    pairs = [int(x) for pair in zip(values, counts, strict=True) for x in pair]
+    return {"buckets": buckets, "pairs": pairs}
+
+
+def add_profile(total: np.ndarray, profile: Mapping[str, Any] | None) -> None:
+    """Add one stored profile to ``total`` in place; other bucket counts (or none) are skipped.
+
+    Reads both the compact ``pairs`` form and the older ``{"counts": {bucket: count}}`` rows.
+    """
+    buckets = total.size
+    if not profile or profile.get("buckets") != buckets:
+        return
+    pairs = profile.get("pairs")
+    if pairs is not None:
+        items: Iterable[tuple[Any, Any]] = zip(pairs[0::2], pairs[1::2], strict=False)
+    else:
+        items = profile.get("counts", {}).items()
+    for bucket, count in items:
+        index = int(bucket)
+        if 0 <= index < buckets:
+            total[index] += int(count)
 
 
 def profile_counts(
@@ -66,12 +97,7 @@ def profile_counts(
     """Summed counts per bucket; profiles with another bucket count (or none) are skipped."""
     total = np.zeros(buckets, dtype=np.int64)
     for profile in profiles:
-        if not profile or profile.get("buckets") != buckets:
-            continue
-        for bucket, count in profile.get("counts", {}).items():
-            index = int(bucket)
-            if 0 <= index < buckets:
-                total[index] += int(count)
+        add_profile(total, profile)
     return total
 
 
@@ -89,20 +115,40 @@ def length_bin_labels() -> list[str]:
     return labels
 
 
-def _smoothed(counts: np.ndarray) -> np.ndarray:
-    counts = np.asarray(counts, dtype=np.float64)
-    return (counts + SMOOTHING) / (counts.sum() + SMOOTHING * counts.size)
+def smoothed_pair(baseline: np.ndarray, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both windows' probabilities over the bins either uses, smoothed with one shared prior.
+
+    The prior is the pooled proportion of each bin times ``SMOOTHING * k`` pseudo-counts,
+    so an empty bin of the smaller window is filled in proportion to how common it is
+    overall, not uniformly (uniform filling inflates the small window's empty bins).
+    """
+    b = np.asarray(baseline, dtype=np.float64)
+    r = np.asarray(recent, dtype=np.float64)
+    used = (b + r) > 0
+    b, r = b[used], r[used]
+    pooled = (b + r) / (b.sum() + r.sum()) if used.any() else b
+    alpha = SMOOTHING * b.size
+    return (b + alpha * pooled) / (b.sum() + alpha), (r + alpha * pooled) / (r.sum() + alpha)
+
+
+def _no_evidence(baseline: np.ndarray, recent: np.ndarray) -> bool:
+    b, r = np.asarray(baseline), np.asarray(recent)
+    return b.sum() == 0 or r.sum() == 0 or int(np.count_nonzero(b + r)) <= 1
 
 
 def psi(baseline: np.ndarray, recent: np.ndarray) -> float:
-    """Population Stability Index of two count vectors over the same bins (smoothed)."""
-    expected, actual = _smoothed(baseline), _smoothed(recent)
+    """Population Stability Index of two count vectors over the same bins (shared smoothing)."""
+    if _no_evidence(baseline, recent):
+        return 0.0
+    expected, actual = smoothed_pair(baseline, recent)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
 def js_divergence(baseline: np.ndarray, recent: np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits (0 = same, 1 = disjoint) of two smoothed count vectors."""
-    p, q = _smoothed(baseline), _smoothed(recent)
+    """Jensen-Shannon divergence in bits (0 = same, 1 = disjoint) of two count vectors."""
+    if _no_evidence(baseline, recent):
+        return 0.0
+    p, q = smoothed_pair(baseline, recent)
     m = (p + q) / 2
     return float(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m)))
 
@@ -179,7 +225,8 @@ class WindowInputs:
 def _feature(name: str, metric: str, baseline: np.ndarray, recent: np.ndarray, enough: bool) -> FeatureDrift:
     score = psi(baseline, recent) if metric == "PSI" else js_divergence(baseline, recent)
     threshold = PSI_THRESHOLD if metric == "PSI" else JS_THRESHOLD
-    has_data = baseline.sum() > 0 and recent.sum() > 0
+    # One bin in use (or an empty window) is no evidence of a shift either way.
+    has_data = not _no_evidence(baseline, recent)
     chance = chance_level(metric, baseline, recent)
     flagged = enough and has_data and score >= max(threshold, chance)
     return FeatureDrift(
@@ -187,21 +234,29 @@ def _feature(name: str, metric: str, baseline: np.ndarray, recent: np.ndarray, e
     )
 
 
+def compare_counts(
+    *,
+    baseline_requests: int,
+    recent_requests: int,
+    baseline_lengths: np.ndarray,
+    recent_lengths: np.ndarray,
+    baseline_tokens: np.ndarray,
+    recent_tokens: np.ndarray,
+) -> DriftReport:
+    """Length PSI and token-profile JS from counts already binned (e.g. aggregated in SQL)."""
+    enough = baseline_requests >= MIN_REQUESTS and recent_requests >= MIN_REQUESTS
+    length = _feature("length", "PSI", baseline_lengths, recent_lengths, enough)
+    tokens = _feature("tokens", "JS", baseline_tokens, recent_tokens, enough)
+    return DriftReport(baseline_requests, recent_requests, length, tokens, enough)
+
+
 def compare_windows(baseline: Sequence[WindowInputs], recent: Sequence[WindowInputs]) -> DriftReport:
     """Length PSI and token-profile JS of ``recent`` against ``baseline``, with flags."""
-    enough = len(baseline) >= MIN_REQUESTS and len(recent) >= MIN_REQUESTS
-    length = _feature(
-        "length",
-        "PSI",
-        length_counts(r.input_chars for r in baseline),
-        length_counts(r.input_chars for r in recent),
-        enough,
+    return compare_counts(
+        baseline_requests=len(baseline),
+        recent_requests=len(recent),
+        baseline_lengths=length_counts(r.input_chars for r in baseline),
+        recent_lengths=length_counts(r.input_chars for r in recent),
+        baseline_tokens=profile_counts(r.token_profile for r in baseline),
+        recent_tokens=profile_counts(r.token_profile for r in recent),
     )
-    tokens = _feature(
-        "tokens",
-        "JS",
-        profile_counts(r.token_profile for r in baseline),
-        profile_counts(r.token_profile for r in recent),
-        enough,
-    )
-    return DriftReport(len(baseline), len(recent), length, tokens, enough)

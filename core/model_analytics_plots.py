@@ -38,7 +38,7 @@ def requests_figure(series: Series) -> go.Figure:
 
 
 def latency_figure(series: Series) -> go.Figure:
-    """p50 and p95 latency of served requests per bucket (gaps where nothing was served)."""
+    """p50 and p95 latency of model runs (no cache hits) per bucket (gaps where none ran)."""
     figure = go.Figure(
         [
             go.Scatter(x=series.starts, y=series.p50_s, name="p50", mode="lines+markers"),
@@ -46,7 +46,10 @@ def latency_figure(series: Series) -> go.Figure:
         ]
     )
     figure.update_layout(
-        title=f"Latency per {_width_label(series)}", yaxis={"title": "seconds"}, height=320, margin=_MARGIN
+        title=f"Latency of model runs (cache hits excluded) per {_width_label(series)}",
+        yaxis={"title": "seconds"},
+        height=320,
+        margin=_MARGIN,
     )
     return figure
 

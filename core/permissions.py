@@ -336,8 +336,8 @@ def can_control_job(viewer: Viewer, job: Job) -> bool:
 
 
 def can_view_model_analytics(viewer: Viewer) -> bool:
-    """Per-model totals, latency, errors and drift: anyone signed in."""
-    return viewer.user_id is not None
+    """Per-model totals, latency, errors and drift: anyone signed in (guest accounts are visitors)."""
+    return _reads_private(viewer)
 
 
 def can_view_request_users(viewer: Viewer) -> bool:
@@ -346,8 +346,11 @@ def can_view_request_users(viewer: Viewer) -> bool:
 
 
 def can_read_preset(viewer: Viewer, preset: Preset) -> bool:
-    """A live preset: its owner's and admins', and every signed-in user's once public."""
-    if preset.deleted_at is not None or viewer.user_id is None:
+    """A live preset: its owner's and admins', and every signed-in user's once public.
+
+    A guest account counts as a visitor (never reads presets), as for private records.
+    """
+    if preset.deleted_at is not None or not _reads_private(viewer):
         return False
     return viewer.is_admin or preset.owner_id == viewer.user_id or preset.is_public
 
@@ -367,7 +370,7 @@ def can_favourite_preset(viewer: Viewer, preset: Preset) -> bool:
 def preset_filter(viewer: Viewer) -> ColumnElement[bool]:
     """WHERE clause: the live presets `can_read_preset` allows."""
     live = Preset.deleted_at.is_(None)
-    if viewer.user_id is None:
+    if not _reads_private(viewer):
         return false()
     if viewer.is_admin:
         return live

@@ -36,6 +36,14 @@ VERSION = 1
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 500
 MAX_IMPORT_BYTES = 64 * 1024
+# Model ids in a preset: letters, digits and ``_ . - / : @`` only. An imported file is
+# untrusted, and its model id is shown back in notices; no Markdown or HTML gets through.
+MODEL_ID_PATTERN = r"^[\w.\-/:@]+$"
+# The smallest values the Generate and Compare number inputs accept. Streamlit silently
+# resets a session-state value outside a widget's range, so a preset must stay inside it.
+MIN_TEMPERATURE = 0.05
+MIN_TOP_P = 0.01
+_TOO_DEEP = "The file nests too deeply to be a preset; choose a preset exported from Headlight."
 
 PRESET = "preset"
 PRESET_CREATE = "preset.create"
@@ -50,6 +58,14 @@ PRESET_EXPORT = "preset.export"
 
 class PresetError(HeadlightError):
     """A preset could not be saved or imported; the message says why."""
+
+
+def _within_widgets(generation: GenerationParams) -> GenerationParams:
+    if generation.temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature must be at least {MIN_TEMPERATURE}")
+    if generation.top_p < MIN_TOP_P:
+        raise ValueError(f"top_p must be at least {MIN_TOP_P}")
+    return generation
 
 
 class GenerateView(BaseModel):
@@ -67,12 +83,14 @@ class GenerateSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_id: str = Field(min_length=1, max_length=200)
+    model_id: str = Field(min_length=1, max_length=200, pattern=MODEL_ID_PATTERN)
     mode: AnalysisMode = AnalysisMode.GENERATE
     generation: GenerationParams = GenerationParams()
     top_k_next: int = Field(default=5, ge=1, le=MAX_TOP_K_NEXT)
     redact: bool = False
     view: GenerateView = GenerateView()
+
+    _generation = field_validator("generation")(_within_widgets)
 
 
 class CompareSettings(BaseModel):
@@ -80,12 +98,14 @@ class CompareSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_a: str = Field(min_length=1, max_length=200)
-    model_b: str = Field(min_length=1, max_length=200)
+    model_a: str = Field(min_length=1, max_length=200, pattern=MODEL_ID_PATTERN)
+    model_b: str = Field(min_length=1, max_length=200, pattern=MODEL_ID_PATTERN)
     generate: bool = False
     generation: GenerationParams = GenerationParams()
     granularity: Granularity = Granularity.WORD
     top_k_next: int = Field(default=5, ge=1, le=MAX_TOP_K_NEXT)
+
+    _generation = field_validator("generation")(_within_widgets)
 
 
 Settings = GenerateSettings | CompareSettings
@@ -340,13 +360,18 @@ def parse_document(data: bytes) -> PresetDocument:
         raise PresetError("The file is not UTF-8 text; choose a preset exported from Headlight.") from exc
     except json.JSONDecodeError as exc:
         raise PresetError(f"The file is not valid JSON (line {exc.lineno}, column {exc.colno}).") from exc
+    except RecursionError as exc:
+        # 64 KiB of "[" nests deeper than the parser's recursion limit; no preset nests so.
+        raise PresetError(_TOO_DEEP) from exc
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise PresetError('This is not a Headlight preset (its "format" is not "headlight.preset").')
     try:
         document = PresetDocument.model_validate(raw)
+        parse_settings(document.screen, document.settings)
     except ValidationError as exc:
         raise PresetError(f"The preset file is not valid: {validation_message(exc)}") from exc
-    parse_settings(document.screen, document.settings)
+    except RecursionError as exc:
+        raise PresetError(_TOO_DEEP) from exc
     return document
 
 

@@ -5,7 +5,13 @@ it on a bounded queue: a daemon thread writes queued entries in batches, one tra
 per batch, so a request never waits for the database. When the database is unavailable
 the batch is dropped, logged and counted (`request_log_failures_total`) and the app goes
 on; when the queue is full (the database is far behind) new entries are dropped the same
-way rather than blocking requests or growing memory without bound.
+way rather than blocking requests or growing memory without bound. The queue is bounded
+both by entries and by bytes (token profiles vary in size with the prompt).
+
+The database an entry goes to is decided when it is recorded, not when the writer gets to
+it: tests (and scripts) switch databases between requests, and an entry must not land in
+the next one. `close` drains the queue and stops the writer; it runs at interpreter exit
+so entries still queued then are written, not lost with the daemon thread.
 
 What is kept never includes the text: its length, and the prompt's token ids hashed into
 buckets (`core.drift.token_profile`) for drift.
@@ -13,6 +19,7 @@ buckets (`core.drift.token_profile`) for drift.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import re
@@ -39,13 +46,24 @@ USER_KEY_PREFIX = "user:"
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 SessionFactory = Callable[[], Session]
+# Rough fixed cost of one queued entry (the dataclass, its strings and datetime), in bytes.
+_ENTRY_BYTES = 600
+# Per (bucket, count) pair of a token profile: two small ints in a list.
+_PAIR_BYTES = 64
 
 
-def _default_session_factory() -> Session:
-    # Resolved per batch, so the log follows the configured database (tests switch it).
+def _current_session_factory() -> SessionFactory:
+    # Resolved per entry at record time, so the log follows the configured database.
     from db.session import get_sessionmaker
 
-    return get_sessionmaker()()
+    return get_sessionmaker()
+
+
+def entry_bytes(entry: RequestEntry) -> int:
+    """An estimate of the memory one queued entry holds (the profile dominates)."""
+    profile = entry.token_profile or {}
+    pairs = len(profile.get("pairs") or ()) // 2 + len(profile.get("counts") or {})
+    return _ENTRY_BYTES + len(entry.error_message or "") + _PAIR_BYTES * pairs
 
 
 def user_id_from_key(actor_key: str) -> int | None:
@@ -141,35 +159,73 @@ def entry_for(
     )
 
 
+# What the writer takes off the queue: the target database, the entry, its estimated bytes.
+_Queued = tuple[SessionFactory, RequestEntry, int]
+
+
 class RequestLog:
-    """Writes `RequestEntry` rows on a background thread, in batches, never failing a request."""
+    """Writes `RequestEntry` rows on a background thread, in batches, never failing a request.
+
+    ``session_factory`` fixes the database; without it each entry goes to the database
+    ``resolve_factory()`` names when the entry is recorded (default: `get_sessionmaker()`).
+    """
 
     def __init__(
         self,
         session_factory: SessionFactory | None = None,
         *,
+        resolve_factory: Callable[[], SessionFactory] | None = None,
         max_queue: int = 10_000,
+        max_queue_bytes: int = 32 * 1024 * 1024,
         batch_size: int = 200,
     ) -> None:
-        self._session_factory = session_factory or _default_session_factory
-        self._queue: queue.Queue[RequestEntry | None] = queue.Queue(maxsize=max_queue)
+        if session_factory is not None:
+            fixed = session_factory
+            self._resolve: Callable[[], SessionFactory] = lambda: fixed
+        else:
+            self._resolve = resolve_factory or _current_session_factory
+        self._queue: queue.Queue[_Queued | None] = queue.Queue(maxsize=max_queue)
+        self._max_bytes = max_queue_bytes
         self._batch_size = batch_size
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition()
         self._pending = 0
-        self.dropped = 0
+        self._queued_bytes = 0
+        self._dropped = 0
+        self._atexit_registered = False
         self.last_error: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Entries dropped so far (queue full or database error)."""
+        with self._idle:
+            return self._dropped
 
     def record(self, entry: RequestEntry) -> None:
         """Queue one entry; never blocks and never raises."""
-        self._start()
-        with self._idle:
-            self._pending += 1
         try:
-            self._queue.put_nowait(entry)
+            factory = self._resolve()
+        except Exception as exc:  # no database configured: drop, as for a failed write
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._drop(1, "database")
+            return
+        size = entry_bytes(entry)
+        with self._idle:
+            if self._queued_bytes + size > self._max_bytes:
+                full = True
+            else:
+                full = False
+                self._pending += 1
+                self._queued_bytes += size
+        if full:
+            self._drop(1, "queue full")
+            return
+        self._start()
+        try:
+            self._queue.put_nowait((factory, entry, size))
         except queue.Full:
-            self._done(1)
+            self._done(1, size)
             self._drop(1, "queue full")
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -183,6 +239,23 @@ class RequestLog:
                 self._idle.wait(left)
         return True
 
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write what is queued, then stop the writer; False if it did not finish in time.
+
+        A later `record` starts a new writer.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        try:
+            # The sentinel goes behind every queued entry, so they are all written first.
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return False
+        thread.join(timeout)
+        return not thread.is_alive()
+
     def _start(self) -> None:
         if self._thread is not None:
             return
@@ -190,37 +263,57 @@ class RequestLog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="request-log", daemon=True)
                 self._thread.start()
+                if not self._atexit_registered:
+                    atexit.register(self.close)
+                    self._atexit_registered = True
 
-    def _done(self, count: int) -> None:
+    def _done(self, count: int, size: int) -> None:
         with self._idle:
             self._pending -= count
+            self._queued_bytes -= size
             self._idle.notify_all()
 
     def _drop(self, count: int, reason: str) -> None:
-        self.dropped += count
+        with self._idle:
+            self._dropped += count
         metrics.REQUEST_LOG_FAILURES.labels(reason=reason).inc(count)
 
     def _loop(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             first = self._queue.get()
-            batch = [first] if first is not None else []
-            while len(batch) < self._batch_size:
+            batch: list[_Queued] = []
+            if first is None:
+                stop = True
+            else:
+                batch.append(first)
+            while not stop and len(batch) < self._batch_size:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None:
+                if item is None:
+                    stop = True
+                else:
                     batch.append(item)
             try:
-                self._write(batch)
+                self._write_all(batch)
             finally:
-                self._done(len(batch))
+                self._done(len(batch), sum(size for _, _, size in batch))
 
-    def _write(self, batch: list[RequestEntry]) -> None:
+    def _write_all(self, batch: list[_Queued]) -> None:
+        # Entries recorded against different databases are written to each in turn.
+        groups: dict[int, tuple[SessionFactory, list[RequestEntry]]] = {}
+        for factory, entry, _ in batch:
+            groups.setdefault(id(factory), (factory, []))[1].append(entry)
+        for factory, entries in groups.values():
+            self._write(factory, entries)
+
+    def _write(self, factory: SessionFactory, batch: list[RequestEntry]) -> None:
         from db.request_log import insert_requests
 
         try:
-            with self._session_factory() as session, session.begin():
+            with factory() as session, session.begin():
                 insert_requests(session=session, rows=(entry.as_row() for entry in batch))
             self.last_error = None
         except Exception as exc:  # the log must never take the app down with the database

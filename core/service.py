@@ -265,5 +265,7 @@ class AnalysisService:
         return layer_attention(loaded, token_ids, layer)
 
     def flush(self) -> None:
-        """Wait for pending cache writes (tests and benchmarks)."""
+        """Wait for pending cache writes and request-log entries (tests and benchmarks)."""
         self._cache_writer.submit(lambda: None).result()
+        if self.request_log is not None:
+            self.request_log.flush()

@@ -160,6 +160,10 @@ def main() -> None:
             )
         except ValidationError as exc:
             st.error(validation_message(exc))
+            # Logged like Generate's refusals: once per model asked (both would have run).
+            for spec in {spec_a.id: spec_a, spec_b.id: spec_b}.values():
+                mode = "generate" if generate and spec.kind == "causal" else "encode"
+                service.record_refusal(model_id=spec.id, mode=mode, text=text, error=exc, actor=actor)
         else:
             _run(service, request, actor)
 

@@ -46,11 +46,16 @@ def _parameters(kind: str, has_chat_template: bool) -> tuple[AnalysisMode, dict]
         params["top_p"] = middle.number_input("Top-p", 0.01, 1.0, 1.0, 0.01, key="generate.top_p")
         params["top_k"] = right.number_input("Top-k (sampling)", 0, 1000, 50, key="generate.top_k")
         params["seed"] = right.number_input("Seed", 0, 2**32 - 1, 0, key="generate.seed")
-        params["use_chat_template"] = st.checkbox(
+        if not has_chat_template and st.session_state.get("generate.chat_template"):
+            # A preset (or the previous model) ticked it: a disabled, ticked box would make
+            # every run of this model fail, with no way to untick it.
+            st.session_state["generate.chat_template"] = False
+        chat_template = st.checkbox(
             "Wrap the text in the model's chat template",
             disabled=not has_chat_template,
             key="generate.chat_template",
         )
+        params["use_chat_template"] = chat_template and has_chat_template
     return mode, params
 
 

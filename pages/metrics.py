@@ -61,8 +61,10 @@ def _service_overview() -> None:
     columns = st.columns(4)
     columns[0].metric("Analyses (1 h)", len(events))
     columns[1].metric("Cache hit rate", "–" if rate is None else f"{rate:.0%}")
-    columns[2].metric("p50 latency", f"{percentiles['p50']:.2f} s" if percentiles else "–")
-    columns[3].metric("p95 latency", f"{percentiles['p95']:.2f} s" if percentiles else "–")
+    # Same definition as the Models tab: model runs only, cache hits excluded.
+    runs_only = "Over model runs: cache hits are excluded (as on the Models tab)."
+    columns[2].metric("p50 latency", f"{percentiles['p50']:.2f} s" if percentiles else "–", help=runs_only)
+    columns[3].metric("p95 latency", f"{percentiles['p95']:.2f} s" if percentiles else "–", help=runs_only)
     if service.cache is not None and service.cache.last_error:
         st.warning(
             f"The result cache had trouble ({service.cache.last_error}); requests were computed instead."

@@ -3,11 +3,14 @@
 Reads the persisted request log (`db.request_log`), so its numbers survive restarts and
 cover every replica writing to the database. Other screens can open it on one model by
 setting ``st.session_state[MODEL_KEY]`` to a model id before switching to the Metrics page.
+
+The database aggregates (counts, sums, percentiles, length bins); what it returns is
+cached for `CACHE_SECONDS`, keyed by the database URL and the window, so reruns (every
+widget click) do not query again. "Refresh" drops the cache.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import streamlit as st
@@ -16,9 +19,13 @@ from core import drift, library, model_analytics, permissions
 from core import model_analytics_plots as figures
 from core.errors import HeadlightError
 from core.permissions import Viewer
+from core.render.text import markdown_text
 from db import request_log
+from db.session import database_url
 
 MODEL_KEY = "analytics.model"
+# Long enough that clicking around a screen does not re-query, short enough to feel live.
+CACHE_SECONDS = 45
 WINDOWS = {
     "last hour": timedelta(hours=1),
     "last 24 hours": timedelta(days=1),
@@ -35,12 +42,46 @@ DRIFT_BASELINE = {
     "24 hours before": timedelta(days=1),
     "30 days before": timedelta(days=30),
 }
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$])")
 
 
-def markdown_text(text: str) -> str:
-    """``text`` shown literally inside Streamlit Markdown (no links, emphasis or HTML)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
+def _overview(
+    database: str, window_name: str
+) -> tuple[datetime, datetime, dict[str, model_analytics.Summary]]:
+    """The window's bounds and per-model totals (``database`` keys the cache)."""
+    until = datetime.now(UTC)
+    since = until - WINDOWS[window_name]
+    with library.unit_of_work() as session:
+        return since, until, model_analytics.per_model(session=session, since=since, until=until)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
+def _model_series(database: str, model_id: str, since: datetime, until: datetime) -> model_analytics.Series:
+    with library.unit_of_work() as session:
+        return model_analytics.time_series(session=session, model_id=model_id, since=since, until=until)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
+def _users(
+    database: str, viewer: Viewer, model_id: str, since: datetime, until: datetime
+) -> list[model_analytics.UserBreakdown]:
+    with library.unit_of_work() as session:
+        return model_analytics.per_user(viewer, session=session, model_id=model_id, since=since, until=until)
+
+
+@st.cache_data(ttl=CACHE_SECONDS, show_spinner="Comparing input windows…", max_entries=32)
+def _drift(database: str, model_id: str, recent_name: str, baseline_name: str) -> model_analytics.ModelDrift:
+    windows = model_analytics.DriftWindows.ending_at(
+        datetime.now(UTC), recent=DRIFT_RECENT[recent_name], baseline=DRIFT_BASELINE[baseline_name]
+    )
+    with library.unit_of_work() as session:
+        return model_analytics.model_drift(session=session, model_id=model_id, windows=windows)
+
+
+def clear_cache() -> None:
+    """Forget cached analytics (the Refresh button; tests that write the log and look again)."""
+    for cached in (_overview, _model_series, _users, _drift):
+        cached.clear()
 
 
 def _seconds(value: float | None) -> str:
@@ -60,50 +101,57 @@ def _overview_rows(summaries: dict[str, model_analytics.Summary]) -> list[dict[s
             "p50 (s)": s.p50_s,
             "p95 (s)": s.p95_s,
             "cache hit rate": s.cache_hit_rate,
+            "cache hit p50 (s)": s.hit_p50_s,
             "tokens": s.tokens,
         }
         for model_id, s in summaries.items()
     ]
 
 
+_LATENCY_HELP = (
+    "Over model runs: served requests that were not cache hits (the Service tab counts the same "
+    "way). Cache hits are shown on their own."
+)
+
+
 def _headline(summary: model_analytics.Summary) -> None:
     columns = st.columns(6)
     columns[0].metric("Requests", f"{summary.requests:,}")
-    columns[1].metric("p50 latency", _seconds(summary.p50_s))
-    columns[2].metric("p95 latency", _seconds(summary.p95_s))
+    columns[1].metric("p50 latency", _seconds(summary.p50_s), help=_LATENCY_HELP)
+    columns[2].metric("p95 latency", _seconds(summary.p95_s), help=_LATENCY_HELP)
     columns[3].metric("Cache hit rate", _share(summary.cache_hit_rate))
     columns[4].metric("Tokens processed", f"{summary.tokens:,}")
     columns[5].metric("Errors", f"{summary.errors:,}", _share(summary.error_rate), delta_color="off")
+    st.caption(
+        "p50/p95 are over model runs (cache hits excluded); cache hits take "
+        f"{_seconds(summary.hit_p50_s)} at the median."
+    )
     if summary.error_kinds:
-        st.caption("Errors by kind: " + ", ".join(f"{k} {n:,}" for k, n in summary.error_kinds.items()))
+        kinds = ", ".join(f"{markdown_text(k)} {n:,}" for k, n in summary.error_kinds.items())
+        st.caption("Errors by kind: " + kinds)
 
 
 def _drift_section(model_id: str, key: str) -> drift.DriftReport | None:
     left, right = st.columns(2)
     recent = left.selectbox("Recent window", list(DRIFT_RECENT), key=f"{key}.drift_recent")
     baseline = right.selectbox("Baseline window", list(DRIFT_BASELINE), key=f"{key}.drift_baseline")
-    windows = model_analytics.DriftWindows.ending_at(
-        datetime.now(UTC), recent=DRIFT_RECENT[recent], baseline=DRIFT_BASELINE[baseline]
-    )
     try:
-        with library.unit_of_work() as session:
-            rows = request_log.list_requests(
-                session=session,
-                since=windows.baseline_start,
-                until=windows.end,
-                model_id=model_id,
-                with_profiles=True,
-            )
+        result = _drift(database_url(), model_id, recent, baseline)
     except HeadlightError as exc:
         st.error(str(exc))
         return None
-    report = model_analytics.model_drift(rows, windows)
+    report = result.report
     if not report.enough_data:
         st.info(report.summary)
     elif report.flagged:
         st.error(f"⚠ Input drift: {report.summary}")
     else:
         st.success(report.summary)
+    if result.profiles_capped:
+        st.caption(
+            f"Token profiles: the newest {request_log.MAX_PROFILE_ROWS:,} requests of each window were "
+            "compared (a window held more); lengths cover every request."
+        )
     columns = st.columns(2)
     columns[0].metric(
         "Length PSI",
@@ -133,18 +181,16 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
     if not permissions.can_view_model_analytics(viewer):
         st.info("Sign in (sidebar) to see per-model analytics.")
         return
-    window_name = st.selectbox("Window", list(WINDOWS), index=1, key=f"{key}.window")
-    until = datetime.now(UTC)
-    since = until - WINDOWS[window_name]
+    left, right = st.columns([4, 1], vertical_alignment="bottom")
+    window_name = left.selectbox("Window", list(WINDOWS), index=1, key=f"{key}.window")
+    if right.button("Refresh", key=f"{key}.refresh", help=f"Figures are kept for {CACHE_SECONDS} s."):
+        clear_cache()
+    database = database_url()
     try:
-        with library.unit_of_work() as session:
-            rows = request_log.list_requests(session=session, since=since, until=until)
+        since, until, summaries = _overview(database, window_name)
     except HeadlightError as exc:
         st.error(str(exc))
         return
-    if len(rows) >= request_log.MAX_ROWS:
-        st.caption(f"Showing the newest {request_log.MAX_ROWS:,} requests of this window.")
-    summaries = model_analytics.per_model(rows)
     if not summaries:
         st.info(f"No requests logged in the {window_name}. Run a model on Generate or Compare.")
         return
@@ -154,8 +200,9 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
         key=f"{key}.overview",
         column_config={
             "cache hit rate": st.column_config.NumberColumn(format="percent"),
-            "p50 (s)": st.column_config.NumberColumn(format="%.2f"),
-            "p95 (s)": st.column_config.NumberColumn(format="%.2f"),
+            "p50 (s)": st.column_config.NumberColumn(format="%.2f", help=_LATENCY_HELP),
+            "p95 (s)": st.column_config.NumberColumn(format="%.2f", help=_LATENCY_HELP),
+            "cache hit p50 (s)": st.column_config.NumberColumn(format="%.3f"),
         },
     )
     models = list(summaries)
@@ -163,9 +210,12 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
     if wanted not in models:
         st.session_state[MODEL_KEY] = models[0]
     model_id = st.selectbox("Model", models, key=MODEL_KEY)
-    model_rows = [r for r in rows if r.model_id == model_id]
     _headline(summaries[model_id])
-    series = model_analytics.time_series(model_rows, since=since, until=until)
+    try:
+        series = _model_series(database, model_id, since, until)
+    except HeadlightError as exc:
+        st.error(str(exc))
+        return
     left, right = st.columns(2)
     left.plotly_chart(figures.requests_figure(series), key=f"{key}.requests")
     right.plotly_chart(figures.latency_figure(series), key=f"{key}.latency")
@@ -176,7 +226,7 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
 
     if permissions.can_view_request_users(viewer):
         st.subheader("Requests per user")
-        breakdown = model_analytics.per_user(viewer, model_rows)
+        breakdown = _users(database, viewer, model_id, since, until)
         st.dataframe(
             [
                 {

@@ -8,6 +8,7 @@ the preset's values.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,15 @@ from core import library, permissions, presets
 from core.analysis import Analysis
 from core.errors import HeadlightError
 from core.render.session import current_viewer
+from core.render.text import markdown_text
 from db.models import PresetScreen
 
 _NOTICE = "{key}.presets.notice"
+# The edit form's widgets are keyed by preset id: a keyed widget keeps its value across
+# reruns, so with one key for every preset, picking B after A would show (and save) A's text.
+_EDIT_NAME = "{key}.presets.edit_name.{id}"
+_EDIT_DESCRIPTION = "{key}.presets.edit_description.{id}"
+_EDIT_SETTINGS = "{key}.presets.edit_settings.{id}"
 
 
 def _apply(screen: PresetScreen, preset_id: int, available: set[str]) -> None:
@@ -71,6 +78,7 @@ def _save_current(screen: PresetScreen, read_state: Callable[[], presets.Setting
 
 def _overwrite(screen: PresetScreen, preset_id: int, read_state: Callable[[], presets.Settings]) -> None:
     key = screen.value
+    replace = bool(st.session_state.get(_EDIT_SETTINGS.format(key=key, id=preset_id)))
     try:
         settings = read_state()
         with library.unit_of_work() as session:
@@ -78,21 +86,34 @@ def _overwrite(screen: PresetScreen, preset_id: int, read_state: Callable[[], pr
                 session=session,
                 viewer=current_viewer(),
                 preset_id=preset_id,
-                name=st.session_state.get(f"{key}.presets.edit_name"),
-                description=st.session_state.get(f"{key}.presets.edit_description"),
-                settings=settings if st.session_state.get(f"{key}.presets.edit_settings") else None,
+                name=st.session_state.get(_EDIT_NAME.format(key=key, id=preset_id)),
+                description=st.session_state.get(_EDIT_DESCRIPTION.format(key=key, id=preset_id)),
+                settings=settings if replace else None,
             )
     except (HeadlightError, ValueError) as exc:
         st.session_state[_NOTICE.format(key=key)] = ("error", f"Not saved: {exc}")
     else:
         st.session_state[_NOTICE.format(key=key)] = ("success", "Preset updated.")
+        # Replacing the settings is a one-off: the box must not stay ticked for the next save.
+        st.session_state[_EDIT_SETTINGS.format(key=key, id=preset_id)] = False
 
 
 def _show_notice(key: str) -> None:
     notice = st.session_state.pop(_NOTICE.format(key=key), None)
     if notice is not None:
         kind, text = notice
-        {"error": st.error, "warning": st.warning, "success": st.success}[kind](text)
+        # Notices quote preset names, model ids of imported files and error messages.
+        {"error": st.error, "warning": st.warning, "success": st.success}[kind](markdown_text(text))
+
+
+def _export(preset_id: int) -> bytes:
+    """The preset's JSON, exported (and audited) when the download button is clicked."""
+    try:
+        with library.unit_of_work() as session:
+            return presets.export_preset(session=session, viewer=current_viewer(), preset_id=preset_id)
+    except HeadlightError as exc:
+        # The preset went (deleted or made private) since the screen was drawn.
+        return json.dumps({"error": str(exc)}).encode("utf-8")
 
 
 def _manage(
@@ -100,7 +121,7 @@ def _manage(
 ) -> None:
     key = screen.value
     viewer = current_viewer()
-    st.caption(item.description or "No description.")
+    st.caption(markdown_text(item.description) if item.description else "No description.")
     columns = st.columns(4)
     columns[0].button(
         "Unstar" if item.is_favourite else "★ Favourite",
@@ -117,21 +138,18 @@ def _manage(
         args=(screen, presets.duplicate_preset, "Duplicated: the copy is yours and private."),
         kwargs={"preset_id": item.id},
     )
-    try:
-        with library.unit_of_work() as session:
-            exported = presets.export_preset(session=session, viewer=viewer, preset_id=item.id)
-    except HeadlightError:
-        exported = b""
+    # A callable is run only when the button is clicked, so the export (and its audit event)
+    # happens on click, not on every rerun of the screen.
     columns[2].download_button(
         "Export JSON",
-        data=exported,
+        data=lambda: _export(item.id),
         file_name=f"headlight-preset-{item.id}.json",
         mime="application/json",
         key=f"{key}.presets.export",
-        disabled=not exported,
+        on_click="ignore",
     )
     if not item.can_edit:
-        columns[3].caption(f"Shared by {item.owner}.")
+        columns[3].caption(f"Shared by {markdown_text(item.owner)}.")
         return
     columns[3].button(
         "Make private" if item.is_public else "Share with everyone",
@@ -140,15 +158,23 @@ def _manage(
         args=(screen, presets.set_public, "Sharing updated."),
         kwargs={"preset_id": item.id, "public": not item.is_public},
     )
-    with st.form(f"{key}.presets.edit"):
-        st.text_input("Name", item.name, max_chars=presets.MAX_NAME_CHARS, key=f"{key}.presets.edit_name")
+    with st.form(f"{key}.presets.edit.{item.id}"):
+        st.text_input(
+            "Name",
+            item.name,
+            max_chars=presets.MAX_NAME_CHARS,
+            key=_EDIT_NAME.format(key=key, id=item.id),
+        )
         st.text_area(
             "Description",
             item.description,
             max_chars=presets.MAX_DESCRIPTION_CHARS,
-            key=f"{key}.presets.edit_description",
+            key=_EDIT_DESCRIPTION.format(key=key, id=item.id),
         )
-        st.checkbox("Replace its settings with the screen's current ones", key=f"{key}.presets.edit_settings")
+        st.checkbox(
+            "Replace its settings with the screen's current ones",
+            key=_EDIT_SETTINGS.format(key=key, id=item.id),
+        )
         st.form_submit_button("Save changes", on_click=_overwrite, args=(screen, item.id, read_state))
     st.button(
         "Delete preset",
@@ -169,7 +195,7 @@ def _import(screen: PresetScreen) -> None:
             with library.unit_of_work() as session:
                 presets.import_preset(session=session, viewer=current_viewer(), data=upload.getvalue())
         except HeadlightError as exc:
-            st.error(f"Not imported: {exc}")
+            st.error(markdown_text(f"Not imported: {exc}"))
         else:
             st.success("Imported as a private preset of yours.")
 
@@ -189,7 +215,7 @@ def render_preset_panel(
             with library.unit_of_work() as session:
                 items = presets.list_presets(session=session, viewer=viewer, screen=screen)
         except HeadlightError as exc:
-            st.error(str(exc))
+            st.error(markdown_text(str(exc)))
             return
         if items:
             by_id = {item.id: item for item in items}

@@ -1,10 +1,21 @@
-"""HTML snippets built from user text. Everything user-supplied passes through `html.escape`."""
+"""HTML and Markdown built from user text. Everything user-supplied passes through
+`html.escape` (HTML) or `markdown_text` (Markdown: captions, notices, alerts)."""
 
 from __future__ import annotations
 
 import html
+import re
 
 from core.analysis import Analysis
+
+# Every character Streamlit's Markdown gives a meaning to (links, images, emphasis, code,
+# headings, lists, tables, HTML, LaTeX, emoji shortcodes).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` shown literally inside Streamlit Markdown (no links, images, emphasis or HTML)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def prompt_and_continuation_html(analysis: Analysis) -> str:

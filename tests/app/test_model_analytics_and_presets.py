@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from core import drift, library, presets
 from core.analysis import GenerationParams
 from core.presets import GenerateSettings, GenerateView
 from db import request_log as request_log_db
-from db.models import PresetScreen, Role
+from db.models import AuditEvent, PresetScreen, Role
 from tests.app.accounts import add_account, signed_in
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -122,3 +123,86 @@ def test_generate_starts_from_a_preset(database: str) -> None:
     with library.unit_of_work() as session:
         saved = {i.name: i for i in presets.list_presets(session=session, viewer=alice)}
     assert saved["Three tokens"].settings["generation"]["max_new_tokens"] == 3
+
+
+def _preset(owner: object, name: str, description: str = "", **settings: object) -> int:
+    with library.unit_of_work() as session:
+        return presets.create_preset(
+            session=session,
+            viewer=owner,
+            name=name,
+            description=description,
+            screen=PresetScreen.GENERATE,
+            settings=GenerateSettings(model_id="smollm2-135m-instruct", **settings),  # type: ignore[arg-type]
+        )
+
+
+def _generate_page(database: str) -> AppTest:
+    at = signed_in(AppTest.from_file(str(APP), default_timeout=120))
+    at.run()
+    at.switch_page("pages/generate.py").run()
+    assert not at.exception
+    return at
+
+
+def test_edit_form_follows_the_chosen_preset(database: str) -> None:
+    """Pick A, tick "replace settings", then pick B: the form shows B's name and description,
+    the box is unticked, and saving renames B (not B with A's name)."""
+    alice = add_account("alice")
+    first = _preset(alice, "Preset A", "about A")
+    second = _preset(alice, "Preset B", "about B")
+    at = _generate_page(database)
+    choice = at.selectbox(key="generate.presets.choice")
+    choice.set_value(first).run()
+    name = next(t for t in at.text_input if t.label == "Name")
+    assert name.value == "Preset A"
+    next(c for c in at.checkbox if c.label.startswith("Replace its settings")).check().run()
+    at.selectbox(key="generate.presets.choice").set_value(second).run()
+    assert [t.value for t in at.text_input if t.label == "Name"] == ["Preset B"]
+    assert [t.value for t in at.text_area if t.label == "Description"] == ["about B"]
+    assert [c.value for c in at.checkbox if c.label.startswith("Replace its settings")] == [False]
+    next(t for t in at.text_input if t.label == "Name").set_value("Preset B renamed")
+    at.button(key="FormSubmitter:" + f"generate.presets.edit.{second}-Save changes").click().run()
+    assert not at.exception
+    with library.unit_of_work() as session:
+        names = {i.id: i.name for i in presets.list_presets(session=session, viewer=alice)}
+    assert names == {first: "Preset A", second: "Preset B renamed"}
+
+
+def test_rendering_presets_writes_no_export_event_and_escapes_user_text(database: str) -> None:
+    """Export (and its audit event) happens on click only; descriptions are not Markdown."""
+    alice = add_account("alice")
+    _preset(alice, "Linked", "see [here](https://evil.example) ![x](https://evil.example/x.png)")
+    at = _generate_page(database)
+    for _ in range(3):
+        at.run()
+    assert not at.exception
+    with library.unit_of_work() as session:
+        exports = session.scalars(select(AuditEvent.id).where(AuditEvent.action == "preset.export")).all()
+    assert exports == []
+    captions = [c.value for c in at.caption]
+    assert any("\\[here\\]\\(https\\:" in c for c in captions), captions
+    assert not any("[here](https://evil.example)" in c for c in captions)
+
+
+def test_chat_template_preset_on_a_model_without_one_is_unticked(database: str) -> None:
+    alice = add_account("alice")
+    with library.unit_of_work() as session:
+        presets.create_preset(
+            session=session,
+            viewer=alice,
+            name="Chat on Gemma",
+            screen=PresetScreen.GENERATE,
+            settings=GenerateSettings(
+                model_id="gemma-3-270m", generation=GenerationParams(use_chat_template=True)
+            ),
+        )
+    at = _generate_page(database)
+    at.button(key="generate.presets.apply").click().run()
+    assert not at.exception
+    assert at.selectbox(key="generate.model").value == "gemma-3-270m"
+    box = at.checkbox(key="generate.chat_template")
+    assert box.disabled and box.value is False
+    # The preset schema's lower bounds are the widgets': Streamlit would reset values below them.
+    assert at.number_input(key="generate.temperature").min == presets.MIN_TEMPERATURE
+    assert at.number_input(key="generate.top_p").min == presets.MIN_TOP_P

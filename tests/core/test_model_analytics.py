@@ -1,100 +1,22 @@
-"""Per-model analytics on a seeded history, and drift on crafted windows (no Streamlit, no DB)."""
+"""Drift on crafted windows and the request-log writer (no Streamlit, no database; the
+SQL aggregates behind the analytics are tested in tests/db/test_presets_and_request_log.py)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
 
-from core import drift, model_analytics
+from core import drift
 from core.analysis import AnalysisMode, AnalysisRequest
+from core.config import Settings
 from core.errors import ModelLoadError
-from core.model_analytics import DriftWindows
-from core.permissions import Viewer
 from core.rate_limit import RateDecision, RateLimitedError
-from core.request_log import RequestTarget, entry_for, error_kind, user_id_from_key
-from db.models import Role
-from db.request_log import RequestRow
-
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-ADMIN = Viewer(user_id=1, role=Role.ADMIN)
-ANALYST = Viewer(user_id=2, role=Role.ANALYST)
-
-
-def _row(i: int, **overrides: object) -> RequestRow:
-    fields: dict[str, object] = {
-        "at": T0 + timedelta(minutes=i),
-        "model_id": "smollm2",
-        "model_revision": "r1",
-        "user_id": 2,
-        "username": "bob",
-        "mode": "generate",
-        "latency_s": float(i + 1),
-        "cache_hit": False,
-        "tokens": 10,
-        "input_chars": 40,
-        "input_tokens": 8,
-        "error_kind": None,
-        "token_profile": None,
-    }
-    fields.update(overrides)
-    return RequestRow(**fields)  # type: ignore[arg-type]
-
-
-def _history() -> list[RequestRow]:
-    """100 served requests with latencies 1..100 s (every 4th a cache hit), 10 errors, 1 other model."""
-    rows = [
-        _row(i, cache_hit=i % 4 == 0, user_id=1 if i < 30 else 2, username="ann" if i < 30 else "bob")
-        for i in range(100)
-    ]
-    rows += [
-        _row(100 + i, latency_s=0.01, tokens=0, error_kind="rate_limited", user_id=None, username=None)
-        for i in range(10)
-    ]
-    rows.append(_row(5, model_id="minilm", latency_s=0.5))
-    return rows
-
-
-def test_summary_has_known_percentiles_hit_rate_tokens_and_errors() -> None:
-    summaries = model_analytics.per_model(_history())
-    assert list(summaries) == ["smollm2", "minilm"]
-    s = summaries["smollm2"]
-    assert (s.requests, s.served, s.errors) == (110, 100, 10)
-    assert s.p50_s == pytest.approx(50.5)  # latencies 1..100, linear interpolation
-    assert s.p95_s == pytest.approx(95.05)
-    assert s.cache_hit_rate == pytest.approx(0.25)
-    assert s.tokens == 1000
-    assert s.error_kinds == {"rate_limited": 10}
-    assert s.error_rate == pytest.approx(10 / 110)
-    empty = model_analytics.summarise([])
-    assert empty.p50_s is None and empty.cache_hit_rate is None and empty.error_rate is None
-
-
-def test_time_series_buckets_requests_and_latency() -> None:
-    rows = [r for r in _history() if r.model_id == "smollm2"]
-    series = model_analytics.time_series(
-        rows, since=T0, until=T0 + timedelta(hours=2), width=timedelta(hours=1)
-    )
-    assert series.starts == [T0, T0 + timedelta(hours=1)]
-    assert series.requests == [60, 50]
-    assert series.errors == [0, 10]
-    assert sum(series.cache_hits) == 25 and sum(series.tokens) == 1000
-    assert series.p50_s[0] == pytest.approx(30.5)  # minutes 0..59 -> latencies 1..60
-    assert model_analytics.bucket_width(timedelta(hours=1)) == timedelta(minutes=1)
-    assert model_analytics.bucket_width(timedelta(days=30)) == timedelta(hours=6)
-
-
-def test_per_user_breakdown_is_for_admins_only() -> None:
-    rows = [r for r in _history() if r.model_id == "smollm2"]
-    breakdown = model_analytics.per_user(ADMIN, rows)
-    assert [(b.user, b.summary.requests) for b in breakdown] == [
-        ("bob", 70),
-        ("ann", 30),
-        (model_analytics.GUEST_LABEL, 10),
-    ]
-    with pytest.raises(model_analytics.AnalyticsPermissionError):
-        model_analytics.per_user(ANALYST, rows)
+from core.registry import Registry
+from core.request_log import RequestEntry, RequestLog, RequestTarget, entry_for, error_kind, user_id_from_key
+from core.service import ANONYMOUS_ACTOR, AnalysisService
 
 
 def _profiles(
@@ -143,6 +65,32 @@ def test_small_windows_are_never_flagged() -> None:
     assert not report.enough_data and not report.flagged and "Not enough" in report.summary
 
 
+@pytest.mark.parametrize("recent_size", [20, 50])
+def test_unequal_windows_of_one_distribution_are_not_flagged(recent_size: int) -> None:
+    """2000 baseline requests against 20 or 50 recent ones of the same source: bins empty in
+    both windows once scored PSI 0.89 (per-window smoothing gave them different shares)."""
+    rng = np.random.default_rng(7)
+    vocabulary = np.arange(1000, 3000)
+    baseline = _profiles(rng, vocabulary, 2000, 100)
+    report = drift.compare_windows(baseline, _profiles(rng, vocabulary, recent_size, 100))
+    assert report.enough_data
+    assert report.length.score < 0.1 and report.tokens.score < drift.JS_THRESHOLD
+    assert not report.length.flagged and not report.tokens.flagged and not report.flagged
+    shifted = drift.compare_windows(baseline, _profiles(rng, np.arange(20_000, 22_000), recent_size, 1500))
+    assert shifted.length.flagged and shifted.tokens.flagged
+
+
+def test_bins_empty_in_both_windows_do_not_count() -> None:
+    narrow = np.array([0, 2000, 0, 0, 0])
+    assert drift.psi(narrow, np.array([0, 20, 0, 0, 0])) == 0.0  # one bin in use: no evidence
+    assert drift.psi(np.array([1000, 1000, 0, 0]), np.array([10, 10, 0, 0])) == pytest.approx(0.0, abs=1e-12)
+    # Padding with bins neither window uses changes nothing.
+    two = (np.array([900, 1100]), np.array([14, 6]))
+    padded = (np.array([900, 1100, 0, 0, 0, 0]), np.array([14, 6, 0, 0, 0, 0]))
+    assert drift.psi(*two) == pytest.approx(drift.psi(*padded))
+    assert drift.js_divergence(*two) == pytest.approx(drift.js_divergence(*padded))
+
+
 def test_empty_bins_are_smoothed() -> None:
     assert np.isfinite(drift.psi(np.array([10, 0, 0]), np.array([0, 0, 10])))
     assert 0.0 < drift.js_divergence(np.array([10, 0]), np.array([0, 10])) <= 1.0
@@ -152,17 +100,10 @@ def test_empty_bins_are_smoothed() -> None:
 def test_token_profile_keeps_counts_not_text() -> None:
     profile = drift.token_profile([5, 5, 7, 123456])
     assert profile["buckets"] == drift.PROFILE_BUCKETS
-    assert sum(profile["counts"].values()) == 4
-    assert drift.profile_counts([profile, None, {"buckets": 3, "counts": {"0": 9}}]).sum() == 4
-
-
-def test_model_drift_splits_rows_into_windows() -> None:
-    windows = DriftWindows.ending_at(
-        T0 + timedelta(days=8), recent=timedelta(days=1), baseline=timedelta(days=7)
-    )
-    rows = [_row(60 * 24 * d, input_chars=50) for d in range(8)] + [_row(-1)]
-    report = model_analytics.model_drift(rows, windows)
-    assert (report.baseline_requests, report.recent_requests) == (7, 1)
+    assert sum(profile["pairs"][1::2]) == 4
+    old_form = {"buckets": drift.PROFILE_BUCKETS, "counts": {"3": 2}}
+    counts = drift.profile_counts([profile, None, {"buckets": 3, "counts": {"0": 9}}, old_form])
+    assert counts.sum() == 6 and counts[3] >= 2
 
 
 def test_log_entries_for_served_and_failed_requests() -> None:
@@ -184,3 +125,97 @@ def test_log_entries_for_served_and_failed_requests() -> None:
     assert error_kind(RateLimitedError(decision)) == "rate_limited"
     assert error_kind(RuntimeError("boom")) == "internal"
     assert user_id_from_key("anonymous:1.2.3.4") is None and user_id_from_key("user:x") is None
+
+
+class _FakeSession:
+    """Stands in for a SQLAlchemy session: records the rows each database receives."""
+
+    def __init__(self, database: list[dict[str, Any]], gate: threading.Event | None = None) -> None:
+        self.database, self.gate = database, gate
+
+    def __enter__(self) -> _FakeSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def begin(self) -> _FakeSession:
+        if self.gate is not None:
+            self.gate.wait(5)
+        return self
+
+    def execute(self, statement: object, rows: list[dict[str, Any]]) -> None:
+        self.database.extend(rows)
+
+
+def _entry(model_id: str = "m") -> RequestEntry:
+    return RequestEntry(model_id=model_id, mode="encode", latency_s=0.1)
+
+
+def test_request_log_writes_where_the_entry_was_recorded() -> None:
+    """The database is chosen at record time: an entry recorded while A is configured lands in
+    A even when the writer reaches it after the configuration moved to B."""
+    first, second = [], []
+    entered, release = threading.Event(), threading.Event()
+
+    def factory_a() -> _FakeSession:
+        entered.set()
+        return _FakeSession(first, gate=release)
+
+    current = {"factory": factory_a}
+    log = RequestLog(resolve_factory=lambda: current["factory"])
+    log.record(_entry("one"))
+    assert entered.wait(5)  # the writer holds entry one and waits inside database A
+    log.record(_entry("two"))
+    current["factory"] = lambda: _FakeSession(second)
+    log.record(_entry("three"))
+    release.set()
+    assert log.flush(5)
+    assert [row["model_id"] for row in first] == ["one", "two"]
+    assert [row["model_id"] for row in second] == ["three"]
+    assert log.close()
+
+
+def test_request_log_close_drains_the_queue() -> None:
+    written: list[dict[str, Any]] = []
+    release = threading.Event()
+    log = RequestLog(lambda: _FakeSession(written, gate=release))  # type: ignore[arg-type,return-value]
+    for i in range(5):
+        log.record(_entry(f"m{i}"))
+    threading.Timer(0.2, release.set).start()
+    assert log.close(timeout=5)
+    assert sorted(row["model_id"] for row in written) == [f"m{i}" for i in range(5)]
+    log.record(_entry("after"))  # a later entry starts a new writer
+    assert log.flush(5) and written[-1]["model_id"] == "after"
+    assert log.close()
+
+
+def test_request_log_queue_is_bounded_by_bytes() -> None:
+    release = threading.Event()
+    written: list[dict[str, Any]] = []
+    log = RequestLog(
+        lambda: _FakeSession(written, gate=release),  # type: ignore[arg-type,return-value]
+        max_queue_bytes=20_000,
+    )
+    profile = drift.token_profile(list(range(1000)))  # about 250 buckets: ~16 kB estimated
+    big = RequestEntry(model_id="m", mode="encode", latency_s=0.1, token_profile=profile)
+    log.record(big)
+    log.record(big)  # over the byte budget while the first is queued: dropped, not queued
+    assert log.dropped == 1
+    release.set()
+    assert log.flush(5) and len(written) == 1
+    assert log.close()
+
+
+def test_service_flush_waits_for_the_request_log(settings: Settings, registry: Registry) -> None:
+    written: list[dict[str, Any]] = []
+    release = threading.Event()
+    log = RequestLog(lambda: _FakeSession(written, gate=release))  # type: ignore[arg-type,return-value]
+    service = AnalysisService(settings, registry, request_log=log)
+    service.record_refusal(
+        model_id="no-such-model", mode="encode", text="hi", error=ValueError("bad"), actor=ANONYMOUS_ACTOR
+    )
+    threading.Timer(0.3, release.set).start()
+    service.flush()
+    assert [row["model_id"] for row in written] == ["no-such-model"]
+    assert log.close()

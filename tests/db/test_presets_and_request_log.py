@@ -3,20 +3,25 @@ on SQLite and Postgres."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import presets
+from core import drift, model_analytics, permissions, presets
 from core.analysis import GenerationParams
 from core.library import NotFoundError, PermissionDeniedError
+from core.model_analytics import DriftWindows
+from core.permissions import Viewer
 from core.presets import GenerateSettings, GenerateView, PresetError
 from core.request_log import RequestEntry, RequestLog
+from db import purge as purge_command
 from db import request_log as request_log_db
-from db.models import AuditEvent, PresetScreen, Role
+from db.models import AnalysisRequestLog, AuditEvent, Preset, PresetScreen, Role
 from tests.db.conftest import UserFactory
 
 SETTINGS = GenerateSettings(
@@ -68,6 +73,22 @@ def test_preset_round_trip_through_export_and_import(session: Session, make_user
             "top_k_next",
         ),
         (b"x" * (presets.MAX_IMPORT_BYTES + 1), "at most"),
+        (b"[" * 30_000, "nests too deeply"),
+        (
+            b'{"format": "headlight.preset", "version": 1, "name": "x", "screen": "generate",'
+            b' "settings": {"model_id": "[click](https://evil.example)"}}',
+            "model_id",
+        ),
+        (
+            b'{"format": "headlight.preset", "version": 1, "name": "x", "screen": "generate",'
+            b' "settings": {"model_id": "m", "generation": {"temperature": 0.01}}}',
+            "temperature",
+        ),
+        (
+            b'{"format": "headlight.preset", "version": 1, "name": "x", "screen": "compare",'
+            b' "settings": {"model_a": "a", "model_b": "b", "generation": {"top_p": 0.001}}}',
+            "top_p",
+        ),
     ],
 )
 def test_malformed_imports_are_refused_clearly(data: bytes, message: str) -> None:
@@ -106,7 +127,11 @@ def test_sharing_favourites_duplicate_and_permissions(session: Session, make_use
         _create(session, alice, name="   ")
 
 
-def test_request_log_writes_in_background_and_reads_back(session: Session, make_user: UserFactory) -> None:
+def _log(at: datetime, **fields: object) -> dict[str, object]:
+    return {"at": at, "model_id": "smollm2", "mode": "generate", "latency_s": 1.0, **fields}
+
+
+def test_request_log_writes_in_background_and_aggregates(session: Session, make_user: UserFactory) -> None:
     alice = make_user("alice")
     now = datetime.now(UTC)
     log = RequestLog(lambda: Session(bind=session.connection(), join_transaction_mode="create_savepoint"))
@@ -125,13 +150,146 @@ def test_request_log_writes_in_background_and_reads_back(session: Session, make_
     )
     log.record(RequestEntry(model_id="other", mode="encode", latency_s=1.0, at=now - timedelta(days=2)))
     assert log.flush()
-    rows = request_log_db.list_requests(session=session, since=now - timedelta(hours=1), model_id="m")
-    assert [(r.username, r.error_kind, r.tokens) for r in rows] == [
-        ("alice", None, 5),
-        (None, "rate_limited", 0),
-    ]
-    assert request_log_db.logged_models(session=session) == ["m", "other"]
+    summaries = model_analytics.per_model(
+        session=session, since=now - timedelta(hours=1), until=now + timedelta(seconds=1)
+    )
+    assert list(summaries) == ["m"]
+    m = summaries["m"]
+    assert (m.requests, m.served, m.errors, m.tokens, m.error_kinds) == (2, 1, 1, 5, {"rate_limited": 1})
+    assert m.p50_s == pytest.approx(0.5)
     assert request_log_db.purge_requests(session=session, before=now - timedelta(days=1)) == 1
+    assert log.close()
+
+
+def _history(session: Session, ann: int, bob: int, t0: datetime) -> None:
+    """100 served requests with latencies 1..100 s (every 4th a cache hit, at 0.01 s), 10
+    rate-limited guests, one request of another model."""
+    rows = [
+        _log(
+            t0 + timedelta(minutes=i),
+            latency_s=0.01 if i % 4 == 0 else float(i + 1),
+            cache_hit=i % 4 == 0,
+            tokens=10,
+            user_id=ann if i < 30 else bob,
+        )
+        for i in range(100)
+    ]
+    rows += [
+        _log(t0 + timedelta(minutes=100 + i), latency_s=0.01, error_kind="rate_limited") for i in range(10)
+    ]
+    rows.append(_log(t0 + timedelta(minutes=5), model_id="minilm", latency_s=0.5))
+    request_log_db.insert_requests(session=session, rows=rows)
+
+
+def test_analytics_are_aggregated_in_sql_with_model_run_latency(
+    session: Session, make_user: UserFactory
+) -> None:
+    ann, bob = make_user("ann"), make_user("bob")
+    admin = make_user("root", Role.ADMIN)
+    t0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    _history(session, ann.user_id or 0, bob.user_id or 0, t0)
+    window = {"since": t0, "until": t0 + timedelta(hours=2)}
+    summaries = model_analytics.per_model(session=session, **window)
+    assert list(summaries) == ["smollm2", "minilm"]
+    s = summaries["smollm2"]
+    assert (s.requests, s.served, s.errors) == (110, 100, 10)
+    runs = [float(i + 1) for i in range(100) if i % 4]  # cache hits are not model runs
+    assert s.p50_s == pytest.approx(float(np.percentile(runs, 50)))
+    assert s.p95_s == pytest.approx(float(np.percentile(runs, 95)))
+    assert s.hit_p50_s == pytest.approx(0.01)
+    assert s.cache_hit_rate == pytest.approx(0.25)
+    assert s.tokens == 1000
+    assert s.error_kinds == {"rate_limited": 10}
+
+    series = model_analytics.time_series(
+        session=session, model_id="smollm2", width=timedelta(hours=1), **window
+    )
+    assert series.starts == [t0, t0 + timedelta(hours=1)]
+    assert series.requests == [60, 50]
+    assert series.errors == [0, 10]
+    assert sum(series.cache_hits) == 25 and sum(series.tokens) == 1000
+    first_hour = [float(i + 1) for i in range(60) if i % 4]
+    assert series.p50_s[0] == pytest.approx(float(np.percentile(first_hour, 50)))
+    assert model_analytics.bucket_width(timedelta(hours=1)) == timedelta(minutes=1)
+
+    breakdown = model_analytics.per_user(admin, session=session, model_id="smollm2", **window)
+    assert [(b.user, b.summary.requests) for b in breakdown] == [
+        ("bob", 70),
+        ("ann", 30),
+        (model_analytics.GUEST_LABEL, 10),
+    ]
+    with pytest.raises(model_analytics.AnalyticsPermissionError):
+        model_analytics.per_user(ann, session=session, model_id="smollm2", **window)
+
+
+def test_drift_reads_both_windows_in_full(session: Session) -> None:
+    """Every request of both windows counts (lengths in SQL); token profiles up to a cap,
+    reported when hit, and the baseline is never cut to make room for the recent window."""
+    end = datetime(2026, 11, 10, tzinfo=UTC)
+    windows = DriftWindows.ending_at(end, recent=timedelta(days=1), baseline=timedelta(days=7))
+    rows = [
+        _log(
+            end - timedelta(days=1, hours=1 + i), input_chars=50, token_profile=drift.token_profile([1, 2, 3])
+        )
+        for i in range(30)
+    ]
+    rows += [
+        _log(
+            end - timedelta(minutes=5 + i), input_chars=5000, token_profile=drift.token_profile([9000, 9001])
+        )
+        for i in range(25)
+    ]
+    rows.append(_log(end - timedelta(days=9), input_chars=50))  # before the baseline
+    request_log_db.insert_requests(session=session, rows=rows)
+    result = model_analytics.model_drift(session=session, model_id="smollm2", windows=windows)
+    report = result.report
+    assert (report.baseline_requests, report.recent_requests) == (30, 25)
+    assert report.length.baseline_counts[2] == 30 and report.length.recent_counts[-2] == 25
+    assert report.tokens.baseline_counts.sum() == 90 and report.tokens.recent_counts.sum() == 50
+    assert report.flagged and not result.profiles_capped
+    capped = model_analytics.model_drift(
+        session=session, model_id="smollm2", windows=windows, profile_limit=10
+    )
+    assert capped.profiles_capped and capped.report.baseline_requests == 30
+    assert capped.report.tokens.baseline_counts.sum() == 30  # the newest 10 profiles
+
+
+def test_request_log_retention_purge(session: Session) -> None:
+    now = datetime(2026, 11, 10, tzinfo=UTC)
+    request_log_db.insert_requests(
+        session=session,
+        rows=[_log(now - timedelta(days=d)) for d in (1, 89, 91, 400)],
+    )
+    assert purge_command.purge_request_log(session=session, days=90, now=now) == 2
+    left = sorted(session.scalars(select(AnalysisRequestLog.at)))
+    assert [round((now - at).total_seconds() / 86400) for at in reversed(left)] == [1, 89]
+    actions = set(session.scalars(select(AuditEvent.action)))
+    assert "request_log.purge" in actions
+    with pytest.raises(ValueError):
+        purge_command.purge_request_log(session=session, days=0, now=now)
+
+
+def test_preset_filter_and_can_read_preset_agree(session: Session, make_user: UserFactory) -> None:
+    """Every viewer (owner, another user, admin, guest account, visitor) against every
+    preset (private, public, deleted): the SQL filter lists exactly what the check allows."""
+    owner, other = make_user("owner"), make_user("other", Role.VIEWER)
+    admin, guest = make_user("root", Role.ADMIN), make_user("guesty", Role.GUEST)
+    visitor = Viewer(user_id=None, role=Role.GUEST)
+    ids = {}
+    for public, deleted in itertools.product((False, True), (False, True)):
+        preset_id = _create(session, owner, name=f"p{public}{deleted}", is_public=public)
+        if deleted:
+            presets.delete_preset(session=session, viewer=owner, preset_id=preset_id)
+        ids[(public, deleted)] = preset_id
+    for viewer in (owner, other, admin, guest, visitor):
+        listed = set(session.scalars(select(Preset.id).where(permissions.preset_filter(viewer))))
+        for preset_id in ids.values():
+            preset = session.get(Preset, preset_id)
+            assert preset is not None
+            assert (preset_id in listed) == permissions.can_read_preset(viewer, preset), (viewer, preset_id)
+    assert not any(permissions.can_read_preset(guest, session.get(Preset, i)) for i in ids.values())  # type: ignore[arg-type]
+    assert permissions.can_read_preset(other, session.get(Preset, ids[(True, False)]))  # type: ignore[arg-type]
+    assert not permissions.can_view_model_analytics(guest) and permissions.can_view_model_analytics(other)
 
 
 def test_request_log_survives_an_unavailable_database() -> None:
