@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
@@ -92,6 +92,7 @@ def seed(*, session: Session, specs: list[ModelSpec]) -> list[str]:
             row = registry_db.add_model(
                 session=session,
                 spec_fields=columns,
+                family=spec.family,
                 origin=ModelOrigin.SEED,
                 position=position,
                 added_by_id=None,
@@ -237,15 +238,11 @@ class LiveRegistry:
                 self._seed_error = f"models.yaml was not applied: {exc}"
                 return self._rows(factory)
             self._seed_error = None
-            for attempt in range(2):
-                try:
-                    with factory.begin() as session:
-                        seed(session=session, specs=specs)
-                    break
-                except IntegrityError:
-                    # Another process seeded the same ids first; its rows are as good as ours.
-                    if attempt:
-                        raise
+            # No retry on IntegrityError: `seed` takes the registry lock before reading the rows,
+            # so a second process seeding at once waits, then reads (a new statement, a new
+            # snapshot) and finds the first one's rows instead of inserting them again.
+            with factory.begin() as session:
+                seed(session=session, specs=specs)
             self._seeded.add(factory)
         return self._rows(factory)
 

@@ -70,9 +70,12 @@ def _convert_gguf(spec: ModelSpec, gguf_path: Path | None, target: Path) -> None
         if gguf_path is None:
             gguf_path = _assemble_chunked_gguf(spec, tmp_dir)
         model_class = AutoModelForCausalLM if spec.kind == "causal" else AutoModel
-        kwargs = {"gguf_file": gguf_path.name, "trust_remote_code": False}
-        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, **kwargs)
-        model = model_class.from_pretrained(gguf_path.parent, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, trust_remote_code=False
+        )
+        model = model_class.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, trust_remote_code=False
+        )
         # The weights are already dequantised to float; drop the GGUF marker so they save.
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):

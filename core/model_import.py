@@ -17,6 +17,7 @@ the tokenizer's files and the safetensors headers, and refuse:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -24,7 +25,8 @@ import shutil
 import stat
 import tarfile
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Literal
@@ -44,7 +46,6 @@ TOKENIZER_FILES = (
     "vocab.json",
 )
 MAX_ARCHIVE_MEMBERS = 2_000
-ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 _COPY_CHUNK = 1024 * 1024
 
 Kind = Literal["causal", "encoder"]
@@ -124,6 +125,13 @@ def hub_snapshot(repo: str, revision: str) -> Path:
         ) from None
 
 
+def _pickle_refusal(names: list[str]) -> ModelCheckError:
+    return ModelCheckError(
+        f"Pickle-based weight files are refused in uploads ({', '.join(names[:5])}): loading them "
+        "can run code. Convert the weights to safetensors (model.save_pretrained does by default)."
+    )
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -184,6 +192,21 @@ def _check_safetensors(path: Path) -> None:
 
 def inspect_directory(directory: Path, *, refuse_pickle: bool) -> ModelCheck:
     """Check a model directory as described in the module docstring; nothing is loaded."""
+    try:
+        return _inspect_directory(directory, refuse_pickle=refuse_pickle)
+    except OSError as exc:
+        # An unreadable directory or file (permissions, a vanished mount) is the admin's to fix,
+        # so it becomes a refusal with a reason rather than a crashed page.
+        raise ModelCheckError(_os_reason(exc, f"{directory} cannot be read on this server")) from None
+
+
+def _os_reason(exc: OSError, what: str) -> str:
+    detail = exc.strerror or type(exc).__name__
+    name = f" ({exc.filename})" if exc.filename else ""
+    return f"{what}: {detail}{name}."
+
+
+def _inspect_directory(directory: Path, *, refuse_pickle: bool) -> ModelCheck:
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
     if not directory.is_dir():
@@ -223,10 +246,7 @@ def inspect_directory(directory: Path, *, refuse_pickle: bool) -> ModelCheck:
     files = [p for p in directory.iterdir() if p.is_file()]
     pickles = sorted(p.name for p in files if p.suffix.lower() in PICKLE_SUFFIXES)
     if pickles and refuse_pickle:
-        raise ModelCheckError(
-            f"Pickle-based weight files are refused in uploads ({', '.join(pickles[:5])}): loading them "
-            "can run code. Convert the weights to safetensors (model.save_pretrained does by default)."
-        )
+        raise _pickle_refusal(pickles)
     weights = sorted(p for p in files if p.suffix == ".safetensors")
     if not weights:
         raise ModelCheckError(
@@ -269,16 +289,24 @@ def content_revision(check: ModelCheck) -> str:
     """
     digest = hashlib.sha256()
     names = ["config.json", "tokenizer_config.json", *TOKENIZER_FILES, *check.weight_files]
-    for name in sorted(set(names)):
-        path = check.directory / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0")
-            with path.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
+    try:
+        for name in sorted(set(names)):
+            path = check.directory / name
+            if path.is_file():
+                digest.update(name.encode() + b"\0")
+                with path.open("rb") as handle:
+                    digest.update(hashlib.file_digest(handle, "sha256").digest())
+    except OSError as exc:
+        what = f"The model files in {check.directory} cannot be read"
+        raise ModelCheckError(_os_reason(exc, what)) from None
     return f"sha256-{digest.hexdigest()[:16]}"
 
 
 # --- Archives --------------------------------------------------------------------------------
+
+# What a damaged or truncated archive raises while it is read: a bad zip directory, a corrupt
+# deflate or gzip stream, a tar cut short. Each becomes a refusal naming the problem.
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, gzip.BadGzipFile, tarfile.TarError)
 
 
 def archive_kind(filename: str) -> str:
@@ -304,6 +332,48 @@ def _safe_member_path(name: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+def _safe_folder_path(name: str) -> PurePosixPath | None:
+    """Like `_safe_member_path` for a folder entry; None for the archive's root (``./``), which
+    ``tar -C model .`` writes."""
+    if name.replace("\\", "/").strip("/.") == "" and ".." not in name:
+        return None
+    return _safe_member_path(name)
+
+
+@dataclass
+class _Layout:
+    """The paths an archive has named so far: two members may not unpack to one path, and no
+    path may be both a file and a folder (``a`` then ``a/b``). Checked before anything is
+    written, so these archives are refused with a reason rather than by the file system."""
+
+    files: set[PurePosixPath] = field(default_factory=set)
+    folders: set[PurePosixPath] = field(default_factory=set)
+
+    def add_file(self, path: PurePosixPath, name: str) -> None:
+        if path in self.files:
+            raise ModelCheckError(f"The archive holds '{path}' more than once (member '{name}'); refused.")
+        if path in self.folders:
+            raise ModelCheckError(f"The archive member '{name}' is both a file and a folder; refused.")
+        self._add_parents(path, name)
+        self.files.add(path)
+
+    def add_folder(self, path: PurePosixPath, name: str) -> None:
+        if path in self.files:
+            raise ModelCheckError(f"The archive member '{name}' is both a file and a folder; refused.")
+        self._add_parents(path, name)
+        self.folders.add(path)
+
+    def _add_parents(self, path: PurePosixPath, name: str) -> None:
+        for parent in path.parents:
+            if parent == PurePosixPath("."):
+                continue
+            if parent in self.files:
+                raise ModelCheckError(
+                    f"The archive member '{name}' sits under '{parent}', which is a file; refused."
+                )
+            self.folders.add(parent)
+
+
 @dataclass
 class _Budget:
     max_bytes: int
@@ -322,7 +392,8 @@ class _Budget:
 
 
 def _copy(source: IO[bytes], target: Path, budget: _Budget) -> None:
-    """Copy counting real bytes: a member's declared size may lie (zip bombs)."""
+    """Copy counting real bytes: a member's declared size may lie (zip bombs), and the total of
+    several members is only known as they are written."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("xb") as out:
         while chunk := source.read(_COPY_CHUNK):
@@ -332,53 +403,60 @@ def _copy(source: IO[bytes], target: Path, budget: _Budget) -> None:
             out.write(chunk)
 
 
-def _refuse_pickles(names: Iterator[PurePosixPath]) -> None:
+def _refuse_pickles(names: Iterable[PurePosixPath]) -> None:
     pickles = sorted(str(name) for name in names if name.suffix.lower() in PICKLE_SUFFIXES)
     if pickles:
-        raise ModelCheckError(
-            f"Pickle-based weight files are refused in uploads ({', '.join(pickles[:5])}): loading them "
-            "can run code. Convert the weights to safetensors (model.save_pretrained does by default)."
-        )
+        raise _pickle_refusal(pickles)
 
 
 def _extract_zip(data: IO[bytes], target: Path, budget: _Budget) -> None:
-    try:
-        archive = zipfile.ZipFile(data)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelCheckError(f"The file is not a readable zip archive: {exc}.") from None
+    archive = zipfile.ZipFile(data)
     with archive:
-        members = [info for info in archive.infolist() if not info.is_dir()]
-        paths = [_safe_member_path(info.filename) for info in members]
-        _refuse_pickles(iter(paths))
-        for info, path in zip(members, paths, strict=True):
+        infos = archive.infolist()
+        if len(infos) > MAX_ARCHIVE_MEMBERS:
+            raise ModelCheckError(f"The archive has more than {MAX_ARCHIVE_MEMBERS:,} files; refused.")
+        # The central directory lists every member up front: refuse the whole archive before
+        # writing anything when a name is unsafe, repeated or clashes, or a pickle is inside.
+        layout = _Layout()
+        members = []
+        for info in infos:
+            if info.is_dir():
+                folder = _safe_folder_path(info.filename)
+                if folder is not None:
+                    layout.add_folder(folder, info.filename)
+                continue
+            path = _safe_member_path(info.filename)
             # Unix type bits, when the archiver wrote them (writers may leave them 0 for files).
             file_type = stat.S_IFMT(info.external_attr >> 16)
             if file_type and file_type != stat.S_IFREG:
                 raise ModelCheckError(f"The archive member '{info.filename}' is a link or device; refused.")
+            layout.add_file(path, info.filename)
+            members.append((info, path))
+        _refuse_pickles(path for _, path in members)
+        for info, path in members:
             budget.count_member(info.file_size)
             with archive.open(info) as source:
                 _copy(source, target / path, budget)
 
 
 def _extract_tar(data: IO[bytes], target: Path, budget: _Budget) -> None:
-    try:
-        archive = tarfile.open(fileobj=data, mode="r:*")  # noqa: SIM115 - closed by the `with` below
-    except (tarfile.TarError, OSError) as exc:
-        raise ModelCheckError(f"The file is not a readable tar archive: {exc}.") from None
+    archive = tarfile.open(fileobj=data, mode="r:*")  # noqa: SIM115 - closed by the `with` below
     with archive:
-        try:
-            members = archive.getmembers()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise ModelCheckError(f"The tar archive is damaged: {exc}.") from None
-        files = []
-        for member in members:
+        layout = _Layout()
+        # One member at a time (not getmembers(), which reads the whole stream first): the
+        # count and size budget stop a hostile archive as soon as it crosses them. A tar has
+        # no index, so a pickle is refused when it comes up; what was unpacked is removed.
+        for member in archive:
             if member.isdir():
+                folder = _safe_folder_path(member.name)
+                if folder is not None:
+                    layout.add_folder(folder, member.name)
                 continue
+            path = _safe_member_path(member.name)
             if not member.isfile():
                 raise ModelCheckError(f"The archive member '{member.name}' is a link or device; refused.")
-            files.append((member, _safe_member_path(member.name)))
-        _refuse_pickles(path for _, path in files)
-        for member, path in files:
+            layout.add_file(path, member.name)
+            _refuse_pickles([path])
             budget.count_member(member.size)
             source = archive.extractfile(member)
             if source is None:
@@ -391,15 +469,31 @@ def extract_archive(data: IO[bytes], filename: str, target: Path, *, max_bytes: 
     """Unpack an uploaded archive into ``target`` (which must not exist) and return the model
     directory: ``target`` itself, or its only top-level folder.
 
-    On any refusal nothing is left behind.
+    On any refusal nothing is left behind; a damaged archive or a disk error is a
+    `ModelCheckError` saying so.
     """
     kind = archive_kind(filename)
     budget = _Budget(max_bytes=max_bytes)
-    target.mkdir(parents=True)
+    try:
+        target.mkdir(parents=True)
+    except OSError as exc:
+        raise ModelCheckError(_os_reason(exc, "The upload cannot be unpacked on this server")) from None
     try:
         (_extract_zip if kind == "zip" else _extract_tar)(data, target, budget)
         if budget.members == 0:
             raise ModelCheckError("The archive is empty.")
+    except ModelCheckError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
+    except _ARCHIVE_ERRORS as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        label = "zip" if kind == "zip" else "tar"
+        raise ModelCheckError(
+            f"The file is not a readable {label} archive, or it is damaged: {exc or type(exc).__name__}."
+        ) from None
+    except OSError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ModelCheckError(_os_reason(exc, "The archive could not be unpacked")) from None
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -17,6 +18,9 @@ from core.registry import ModelSpec
 log = logging.getLogger(__name__)
 
 Loader = Callable[[ModelSpec], LoadedModel]
+# Told about every failed load (model spec, reason), e.g. to write it to the audit log so the
+# Models screen lists failures from every process. It must not raise; errors are logged.
+FailureHook = Callable[[ModelSpec, str], None]
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,9 @@ class ModelPool:
     single model larger than the budget still loads (alone).
     """
 
-    def __init__(self, loader: Loader, budget_bytes: int) -> None:
+    def __init__(self, loader: Loader, budget_bytes: int, on_failure: FailureHook | None = None) -> None:
         self._loader = loader
+        self.on_failure = on_failure
         self._budget = budget_bytes
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -73,8 +78,10 @@ class ModelPool:
             loaded = self._load(spec)
             with self._lock:
                 self._models[key] = loaded
-                self._evict(keep=key)
+                evicted = self._evict(keep=key)
                 self._loading.pop(key, None)
+            if evicted:
+                free_memory()
             return loaded
 
     def _load(self, spec: ModelSpec) -> LoadedModel:
@@ -95,16 +102,41 @@ class ModelPool:
         metrics.MODEL_LOAD_FAILURES.labels(model=spec.id).inc()
         with self._lock:
             self.failures = [*self.failures[-49:], LoadFailure(spec.id, reason, time.time())]
+        if self.on_failure is not None:
+            try:
+                self.on_failure(spec, reason)
+            except Exception:  # recording is best effort: the caller gets the load error itself
+                log.exception("load failure not recorded", extra={"model": spec.id})
 
-    def _evict(self, keep: str) -> None:
-        """Drop least recently used models until the rest fit (caller holds the lock)."""
+    def _evict(self, keep: str) -> int:
+        """Drop least recently used models until the rest fit (caller holds the lock); how many."""
+        evicted = 0
         while sum(m.nbytes for m in self._models.values()) > self._budget:
             victim = next((k for k in self._models if k != keep), None)
             if victim is None:
-                return
+                break
             log.info("evicting model", extra={"model": victim})
             del self._models[victim]
+            evicted += 1
+        return evicted
 
     def unload(self, spec: ModelSpec) -> bool:
         with self._lock:
-            return self._models.pop(self._key(spec), None) is not None
+            dropped = self._models.pop(self._key(spec), None) is not None
+        if dropped:
+            free_memory()
+        return dropped
+
+
+def free_memory() -> None:
+    """Give a dropped model's memory back now (outside the pool's lock: a collection can take
+    a while). Model graphs hold reference cycles, so without a collection the weights stay
+    until the collector happens to run; CUDA's caching allocator also keeps freed blocks for
+    this process until asked to release them."""
+    gc.collect()
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency; a bare pool still works
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -22,6 +22,9 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._
 VERSION_SEPARATOR = "@"
 _ID_PART = r"[a-z0-9][a-z0-9._-]{0,63}"
 MODEL_ID_PATTERN = rf"^{_ID_PART}(@{_ID_PART})?$"
+# `registered_models` stores label, revision and licence as String(200): a longer value must be
+# refused here with a reason, not by Postgres as a DataError the page reports as an outage.
+TEXT_FIELD_MAX = 200
 
 
 class ModelSource(BaseModel):
@@ -38,11 +41,11 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str = Field(pattern=MODEL_ID_PATTERN)
-    label: str
+    label: str = Field(max_length=TEXT_FIELD_MAX)
     kind: Literal["causal", "encoder"]
     source: ModelSource
-    revision: str
-    licence: str
+    revision: str = Field(max_length=TEXT_FIELD_MAX)
+    licence: str = Field(max_length=TEXT_FIELD_MAX)
     max_input_tokens: int = Field(ge=8, le=131_072)
     chat_template: bool = False
 

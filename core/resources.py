@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import metrics
+from core import metrics, model_admin
 from core.cache import make_cache
 from core.config import get_settings
 from core.jobs.runner import Dispatcher, EmbeddedRunner, backend_for
@@ -38,7 +38,9 @@ def _service(
     settings = get_settings()
     configure_logging(settings.log_format)
     metrics.start_http_server_once(settings.metrics_port)
-    return AnalysisService(
+    # Uploads a crash left half unpacked (never registered) go at start-up.
+    model_admin.sweep_partial_uploads(settings.uploaded_models_dir)
+    service = AnalysisService(
         settings,
         # The database holds the live registry (seeded from models.yaml); get_sessionmaker is
         # asked on every read, so the registry follows the configured database.
@@ -54,6 +56,9 @@ def _service(
         # Written off the request path to the configured database (per-model analytics, drift).
         request_log=RequestLog(),
     )
+    # Failed loads go to the audit log, so the Models screen lists those of every process.
+    service.pool.on_failure = model_admin.LoadFailureRecorder(lambda: get_sessionmaker())
+    return service
 
 
 def get_service() -> AnalysisService:

@@ -34,13 +34,18 @@ def add_model(
     *,
     session: Session,
     spec_fields: dict[str, Any],
+    family: str,
     origin: ModelOrigin,
     position: int,
     added_by_id: int | None,
     enabled: bool = True,
     now: datetime | None = None,
 ) -> RegisteredModel:
-    """Insert one row from `ModelSpec.model_dump()`; a taken model id raises IntegrityError."""
+    """Insert one row from `ModelSpec.model_dump()`; a taken model id raises IntegrityError.
+
+    ``family`` is `ModelSpec.family`: how an id splits into family and version is the
+    registry's rule (`core.registry.VERSION_SEPARATOR`), not repeated here.
+    """
     now = now or utcnow()
     fields = dict(spec_fields)
     row = RegisteredModel(
@@ -52,9 +57,9 @@ def add_model(
         is_default=False,
         created_at=now,
         updated_at=now,
+        family=family,
         **fields,
     )
-    row.family = row.model_id.partition("@")[0]
     session.add(row)
     session.flush()
     return row

@@ -26,16 +26,17 @@ def main() -> None:
         st.warning(service.registry_source.last_error)
     try:
         with library.unit_of_work() as session:
-            rows = model_admin.model_rows(
+            listing = model_admin.model_rows(
                 session=session, viewer=viewer, service=service, uploads_dir=settings.uploaded_models_dir
             )
+            failures = model_admin.recent_failures(session=session, viewer=viewer)
     except HeadlightError as exc:
         st.error(str(exc))
         return
-    models_view.model_table(rows)
-    models_view.model_actions(rows, service)
-    models_view.failures(model_admin.recent_failures(viewer=viewer, service=service))
-    models_view.add_form(sorted({row.family for row in rows}), service, settings)
+    models_view.model_table(listing.rows, listing.skipped)
+    models_view.model_actions(listing.rows, service)
+    models_view.failures(failures)
+    models_view.add_form(sorted({row.family for row in listing.rows}), service, settings)
 
 
 main()

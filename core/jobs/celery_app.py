@@ -26,6 +26,7 @@ from core.config import get_settings
 from core.jobs import tasks
 from core.jobs.contract import TransientError
 from core.live_registry import LiveRegistry
+from core.model_admin import LoadFailureRecorder
 from core.service import AnalysisService
 from db.session import get_sessionmaker
 
@@ -67,7 +68,10 @@ def _service() -> AnalysisService:
     registry = LiveRegistry(
         lambda: get_sessionmaker(), settings.registry_path, refresh_seconds=settings.registry_refresh_seconds
     )
-    return AnalysisService(settings, registry)
+    service = AnalysisService(settings, registry)
+    # A worker's failed loads reach the Models screen through the audit log.
+    service.pool.on_failure = LoadFailureRecorder(lambda: get_sessionmaker())
+    return service
 
 
 def worker_name(hostname: str | None) -> str:

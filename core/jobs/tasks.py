@@ -27,10 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import atlas
 from core.config import Settings
+from core.errors import HeadlightError
 from core.jobs import webhook
 from core.jobs.contract import FINISHED, EventKind, JobStatus, RowStatus, sources_of
 from core.jobs.retry import RetryPolicy, call_with_retries, is_transient
 from core.loading import LoadedModel
+from core.registry import ModelSpec
 from db import atlases as atlas_db
 from db import datasets as dataset_db
 from db import jobs as jobs_db
@@ -47,6 +49,10 @@ class ModelSource(Protocol):
     """What the task needs from `core.service.AnalysisService`."""
 
     def load(self, model_id: str) -> tuple[LoadedModel, float]: ...
+
+    def require_enabled(self, model_id: str) -> ModelSpec:
+        """The model's spec; `ModelDisabledError` once an admin has turned it off."""
+        ...
 
 
 Scorer = Callable[[LoadedModel, list[int]], np.ndarray]
@@ -201,6 +207,9 @@ class _Run:
         return self._transaction(work)
 
     def load(self, service: ModelSource) -> LoadedModel:
+        # Launching checks that the model is on, but a job may wait in the queue (or resume)
+        # after an admin turned it off: it must not run on it then.
+        service.require_enabled(self.params["model_id"])
         loaded, _ = call_with_retries(
             lambda: service.load(self.params["model_id"]),
             policy=self.config.retry,
@@ -508,7 +517,8 @@ def run_job(
         if is_transient(exc):
             raise  # the job stays running; a retry or `recover` picks it up again
         log.exception("job failed", extra={"job": job_id})
-        status = run.fail(f"{type(exc).__name__}: {exc}")
+        # A refusal that explains itself (e.g. the model was turned off) is shown as it is.
+        status = run.fail(str(exc) if isinstance(exc, HeadlightError) else f"{type(exc).__name__}: {exc}")
     run.notify(status)
     return status
 

@@ -313,7 +313,7 @@ def neuron_view_html(
     config = BertConfig(str(config_path))
     _check_indices("layer", [layer], config.num_hidden_layers)
     _check_indices("head", [head], config.num_attention_heads)
-    tokenizer = AutoTokenizer.from_pretrained(directory)
+    tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
     n_tokens = len(tokenizer.tokenize(text)) + 2  # [CLS] and [SEP]
     if n_tokens > config.max_position_embeddings:
         raise ValueError(

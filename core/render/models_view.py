@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from core import library, model_admin
 from core.config import Settings
-from core.model_admin import FailureRow, ModelRow, NewModel
+from core.model_admin import FailureRow, ModelRow, NewModel, process_name
 from core.permissions import Viewer
+from core.registry import TEXT_FIELD_MAX
 from core.render.session import current_viewer
 from core.service import AnalysisService
 
@@ -48,6 +49,7 @@ def run(action: Action) -> None:
         with library.unit_of_work() as session:
             st.session_state[FLASH] = action(session, current_viewer())
     except ValueError as exc:  # HeadlightError and validation errors carry a readable message
+        # (the core turns archive, disk and database errors into HeadlightErrors).
         st.session_state[FLASH] = ("error", str(exc))
 
 
@@ -57,7 +59,17 @@ def show_flash() -> None:
         (st.success if kind == "success" else st.error)(literal(message))
 
 
-def model_table(rows: list[ModelRow]) -> None:
+# The pool is per process: another replica or worker may hold other models.
+LOADED, DEVICE, MEMORY = "loaded (this process)", "device (this process)", "memory MiB (this process)"
+
+
+def model_table(rows: list[ModelRow], skipped: list[tuple[str, str]] | None = None) -> None:
+    for model_id, reason in skipped or []:
+        st.warning(literal(f"Registry row '{model_id}' is not a valid model and is left out: {reason}"))
+    st.caption(
+        "Loaded, device and memory describe this server process only; other replicas and batch "
+        "workers keep their own models in memory."
+    )
     table = [
         {
             "model id": row.model_id,
@@ -68,9 +80,9 @@ def model_table(rows: list[ModelRow]) -> None:
             "detail": row.reason,
             "enabled": row.enabled,
             "default": row.is_default,
-            "loaded": row.loaded,
-            "device": row.device,
-            "memory (MiB)": row.memory_mb,
+            LOADED: row.loaded,
+            DEVICE: row.device,
+            MEMORY: row.memory_mb,
             "revision": row.revision,
             "source": row.source,
             "from": row.origin,
@@ -96,11 +108,13 @@ def model_actions(rows: list[ModelRow], service: AnalysisService) -> None:
     row = by_id[chosen]
     if not row.available:
         st.caption(f"Unavailable here: {literal(row.reason)}")
+    st.caption("Load and Unload act on this server process's memory.")
     load_col, unload_col, enable_col, default_col = st.columns(4)
     if load_col.button(
         "Load", key="models.load", disabled=row.loaded or not row.available or not row.enabled
     ):
-        with st.spinner(f"Loading {row.label} (a first load may take a minute)…"):
+        # The spinner's text is Markdown: the admin-typed label goes through `literal`.
+        with st.spinner(f"Loading {literal(row.label)} (a first load may take a minute)…"):
             run(lambda session, viewer: _load(session, viewer, service, chosen))
         st.rerun()
     if unload_col.button("Unload", key="models.unload", disabled=not row.loaded):
@@ -142,10 +156,17 @@ def _set_default(session: Session, viewer: Viewer, service: AnalysisService, mod
 def failures(rows: list[FailureRow]) -> None:
     st.subheader("Recent load failures")
     if not rows:
-        st.caption("No model failed to load in this server process.")
+        st.caption("No model failed to load in any server process or batch worker.")
         return
+    st.caption("From the audit log: every replica and batch worker records its failed loads.")
+    here = process_name()
     table = [
-        {"when (UTC)": row.at.strftime("%Y-%m-%d %H:%M:%S"), "model": row.model_id, "reason": row.reason}
+        {
+            "when (UTC)": row.at.strftime("%Y-%m-%d %H:%M:%S"),
+            "model": row.model_id,
+            "process": f"{row.process} (this process)" if row.process == here else row.process,
+            "reason": row.reason,
+        }
         for row in rows
     ]
     st.dataframe(table, hide_index=True, key="models.failures")
@@ -191,8 +212,8 @@ def _add_widgets(families: list[str]) -> _AddForm:
             help="A full 40-character commit: branches and tags move.",
         )
     with st.expander("Details (optional: taken from the model's files or its other versions)"):
-        label = st.text_input("Label", key="models.add.label")
-        licence = st.text_input("Licence", key="models.add.licence")
+        label = st.text_input("Label", key="models.add.label", max_chars=TEXT_FIELD_MAX)
+        licence = st.text_input("Licence", key="models.add.licence", max_chars=TEXT_FIELD_MAX)
         tokens_col, kind_col = st.columns(2)
         max_tokens = tokens_col.number_input(
             "Max input tokens (0: from config.json)", 0, 131_072, 0, key="models.add.max_tokens"
@@ -218,8 +239,14 @@ def add_form(families: list[str], service: AnalysisService, settings: Settings) 
     form = _add_widgets(families)
     upload = None
     if form.origin == "upload":
+        # No per-widget cap: Streamlit checks that one only in the browser, so the server's
+        # maxUploadSize (.streamlit/config.toml) is the real limit for every uploader.
         upload = st.file_uploader(
-            "Archive", type=["zip", "gz", "tgz", "tar"], key="models.add.upload", max_upload_size=1024
+            "Archive",
+            type=["zip", "gz", "tgz", "tar"],
+            key="models.add.upload",
+            help="Archives up to the server's upload limit (50 MB by default); register bigger models "
+            "from a directory on the server or from the Hugging Face cache.",
         )
     if not st.button("Add model", type="primary", key="models.add.submit"):
         return
@@ -227,20 +254,22 @@ def add_form(families: list[str], service: AnalysisService, settings: Settings) 
     def add(session: Session, viewer: Viewer) -> Outcome:
         common = {"session": session, "viewer": viewer, "service": service, "new": form.new}
         if form.origin == "local":
-            row = model_admin.add_local(directory=form.directory, **common)
+            added = model_admin.add_local(directory=form.directory, **common)
         elif form.origin == "hub":
-            row = model_admin.add_hub(repo=form.repo, revision=form.revision, **common)
+            added = model_admin.add_hub(repo=form.repo, revision=form.revision, **common)
         elif upload is None:
             return ("error", "Choose an archive to upload first.")
         else:
-            row = model_admin.add_upload(
+            added = model_admin.add_upload(
                 data=upload,
                 filename=upload.name,
                 uploads_dir=settings.uploaded_models_dir,
                 max_bytes=settings.model_upload_max_mb * 2**20,
                 **common,
             )
-        return ("success", f"Added {row.model_id} (revision {row.revision}); it is on and in the pickers.")
+        row = added.row
+        message = f"Added {row.model_id} (revision {row.revision}); it is on and in the pickers."
+        return ("success", " ".join([message, *added.warnings]))
 
     with st.spinner("Checking the model…"):
         run(add)

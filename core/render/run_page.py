@@ -11,6 +11,7 @@ from streamlit.delta_generator import DeltaGenerator
 from core import permissions
 from core.config import get_settings
 from core.registry import ModelSpec
+from core.render.models_view import literal
 from core.render.session import current_actor, current_viewer, mark_active
 from core.resources import get_service
 from core.service import Actor, AnalysisService
@@ -24,8 +25,13 @@ class RunPage:
     actor: Actor
     specs: dict[str, ModelSpec]
     reasons: dict[str, str | None]
+    # Why a model cannot run names server paths and cache layout: admins see it, others a
+    # generic line (the Models screen has the detail).
+    show_reasons: bool = False
 
     def label(self, model_id: str) -> str:
+        # Selectbox options are shown as plain text (only the widget's label is Markdown),
+        # so the spec's label needs no escaping here.
         spec = self.specs[model_id]
         return spec.label + ("" if self.reasons[model_id] is None else " — unavailable")
 
@@ -35,8 +41,16 @@ class RunPage:
         model_id = place.selectbox(label, list(self.specs), index=index, format_func=self.label, key=key)
         spec = self.specs[model_id]
         if self.reasons[model_id]:
-            place.warning(f"{spec.label} cannot be used here: {self.reasons[model_id]}.")
+            place.warning(self.unavailable_message(model_id))
         return spec
+
+    def unavailable_message(self, model_id: str) -> str:
+        """The warning under an unusable choice, as Markdown-safe text (labels and reasons
+        are typed by admins or name paths)."""
+        label = literal(self.specs[model_id].label)
+        if self.show_reasons:
+            return f"{label} cannot be used here: {literal(self.reasons[model_id] or '')}."
+        return f"{label} is unavailable on this server right now; ask an admin."
 
 
 def open_run_page(title: str) -> RunPage | None:
@@ -53,4 +67,5 @@ def open_run_page(title: str) -> RunPage | None:
         actor=current_actor(),
         specs={spec.id: spec for spec, _ in choices},
         reasons={spec.id: reason for spec, reason in choices},
+        show_reasons=permissions.can_manage_models(current_viewer()),
     )

@@ -7,15 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
 from core import library
 from core.config import Settings
 from core.loading import resolve_weights_dir
 from core.registry import Registry
+from core.render import models_view
 from core.resources import get_service
-from db.models import AnalysisRequestLog, AuditEvent, Role
+from db.models import AnalysisRequestLog, AuditEvent, RegisteredModel, Role
 from tests.app.accounts import add_account, signed_in
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -71,7 +72,8 @@ def test_admin_adds_loads_runs_and_turns_off_a_version(database: str, smollm2_co
     at.button(key="models.load").click().run()
     assert "loaded on" in plain(at.success[0].value), [e.value for e in at.error]
     table = at.dataframe[0].value.set_index("model id")
-    assert table.loc[COPY, "loaded"] and table.loc[COPY, "device"] and table.loc[COPY, "memory (MiB)"] > 0
+    assert table.loc[COPY, models_view.LOADED] and table.loc[COPY, models_view.DEVICE]
+    assert table.loc[COPY, models_view.MEMORY] > 0
 
     at.switch_page("pages/generate.py").run()
     assert COPY in at.selectbox(key="generate.model").options or any(
@@ -109,10 +111,24 @@ def test_bad_directory_is_refused_with_a_reason(database: str, tmp_path: Path) -
     add_account("root", Role.ADMIN)
     at = models_screen("root")
     at.text_input(key="models.add.new_id").input("empty-model")
+    at.text_input(key="models.add.licence").input("MIT")
     at.text_input(key="models.add.directory").input(str(tmp_path))
     at.button(key="models.add.submit").click().run()
     assert "No config.json" in plain(at.error[0].value)
     assert "empty-model" not in table_ids(at)
+
+
+def test_a_bad_registry_row_is_a_warning_not_a_broken_page(database: str) -> None:
+    add_account("root", Role.ADMIN)
+    at = models_screen("root")
+    with library.unit_of_work() as session:
+        session.execute(
+            update(RegisteredModel).where(RegisteredModel.model_id == "gpt2").values(source={"type": "ftp"})
+        )
+    at.run()
+    assert not at.exception and "gpt2" not in table_ids(at)
+    assert any("gpt2" in plain(w.value) and "not a valid model" in w.value for w in at.warning)
+    assert "this process" in " ".join(at.dataframe[0].value.columns)
 
 
 def test_viewers_never_reach_the_models_screen(database: str) -> None:

@@ -51,7 +51,9 @@ def _text_of(n_tokens: int) -> str:
     spec = load_registry(settings.registry_path).get(MODEL_ID)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_weights_dir(spec, settings.model_cache_dir))
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_weights_dir(spec, settings.model_cache_dir), trust_remote_code=False
+    )
     text = " ".join(SENTENCES[i % len(SENTENCES)] for i in range(4 * n_tokens // 12))
     encoding = tokenizer(text, return_offsets_mapping=True)
     text = text[: encoding["offset_mapping"][n_tokens - 1][1]]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import stat
 import tarfile
 import zipfile
 from pathlib import Path
@@ -199,29 +198,134 @@ def test_pickle_in_archive_is_refused_before_unpacking(tmp_path: Path) -> None:
 
 
 def test_size_limit_counts_real_bytes(tmp_path: Path) -> None:
-    """A member bigger than allowed is refused, however small it compresses."""
+    """Each member's declared size is under the limit, so only counting the bytes actually
+    written (across members) can refuse the archive: together they unpack to 3 MiB."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("m/model.safetensors", b"\0" * (3 * 2**20))
+        for index in range(3):
+            archive.writestr(f"m/model-{index}.safetensors", b"\0" * 2**20)
     buffer.seek(0)
     with pytest.raises(ModelCheckError, match=r"unpacks to more than 2 MiB"):
         extract_archive(buffer, "m.zip", tmp_path / "x", max_bytes=2 * 2**20)
     assert not (tmp_path / "x").exists()
 
 
-def test_links_in_zip_are_refused(tmp_path: Path) -> None:
+def test_a_zip_header_that_lies_about_the_size_is_refused(tmp_path: Path) -> None:
+    """A member whose headers claim 10 bytes but whose data inflates to 3 MiB never unpacks
+    past the lie, and the archive is refused as damaged, with nothing left behind."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("m/model.safetensors", b"\0" * (3 * 2**20))
+    data = bytearray(buffer.getvalue())
+    real = (3 * 2**20).to_bytes(4, "little")
+    lie = (10).to_bytes(4, "little")
+    assert data.count(real) == 2  # the local header and the central directory
+    data = bytearray(bytes(data).replace(real, lie))
+    with pytest.raises(ModelCheckError, match=r"damaged|more than"):
+        extract_archive(io.BytesIO(bytes(data)), "m.zip", tmp_path / "x", max_bytes=2 * 2**20)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        (["m/config.json", "m/./config.json"], r"holds 'm/config.json' more than once"),
+        (["m/config.json", "m//config.json"], r"more than once"),
+        (["m/a", "m/a/b"], r"sits under 'm/a', which is a file"),
+        (["m/a/b", "m/a"], r"both a file and a folder"),
+    ],
+)
+def test_duplicate_and_clashing_members_are_refused(names: list[str], message: str, tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        info = zipfile.ZipInfo("m/config.json")
-        info.external_attr = (stat.S_IFLNK | 0o777) << 16
-        archive.writestr(info, "/etc/passwd")
+        for name in names:
+            archive.writestr(zipfile.ZipInfo(name), b"{}")
     buffer.seek(0)
-    with pytest.raises(ModelCheckError, match=r"link or device"):
-        extract_archive(buffer, "m.zip", tmp_path / "x", max_bytes=2**20)
+    with pytest.raises(ModelCheckError, match=message):
+        extract_archive(buffer, "m.zip", tmp_path / "z", max_bytes=2**20)
+    assert not (tmp_path / "z").exists()
+    members = [tarfile.TarInfo(name) for name in names]
+    for member in members:
+        member.size = 2
+    with pytest.raises(ModelCheckError, match=message):
+        extract_archive(tar_of_members(members), "m.tar", tmp_path / "t", max_bytes=2**20)
+    assert not (tmp_path / "t").exists()
 
 
-def test_not_an_archive(tmp_path: Path) -> None:
-    with pytest.raises(ModelCheckError, match=r"not a zip or tar.gz"):
-        extract_archive(io.BytesIO(b"x"), "model.rar", tmp_path / "x", max_bytes=2**20)
-    with pytest.raises(ModelCheckError, match=r"not a readable zip"):
-        extract_archive(io.BytesIO(b"not a zip"), "model.zip", tmp_path / "y", max_bytes=2**20)
+def tar_of_members(members: list[tarfile.TarInfo], mode: str = "w") -> io.BytesIO:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as archive:  # type: ignore[call-overload]
+        for info in members:
+            archive.addfile(info, io.BytesIO(b"x" * info.size) if info.isfile() else None)
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil", "a/../../evil", "/abs/config.json"])
+def test_tar_path_traversal_and_absolute_names_are_refused(name: str, tmp_path: Path) -> None:
+    member = tarfile.TarInfo(name)
+    member.size = 1
+    config = tarfile.TarInfo("m/config.json")
+    config.size = 1
+    with pytest.raises(ModelCheckError, match=r"points outside the archive"):
+        extract_archive(tar_of_members([config, member], "w:gz"), "m.tar.gz", tmp_path / "x", max_bytes=2**20)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "evil.txt").exists()
+
+
+def test_tar_members_are_counted_as_they_come(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The member budget stops a tar while it is read (no getmembers() of the whole stream)."""
+    monkeypatch.setattr(tarfile.TarFile, "getmembers", lambda self: pytest.fail("whole index read"))
+    monkeypatch.setattr("core.model_import.MAX_ARCHIVE_MEMBERS", 3)
+    members = [tarfile.TarInfo(f"m/f{i}") for i in range(5)]
+    for member in members:
+        member.size = 1
+    with pytest.raises(ModelCheckError, match=r"more than 3 files"):
+        extract_archive(tar_of_members(members), "m.tar", tmp_path / "x", max_bytes=2**20)
+
+
+def test_a_tar_of_the_current_directory_unpacks(model_dir: Path, tmp_path: Path) -> None:
+    """``tar -C model -czf m.tgz .`` writes a './' entry and './name' members."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(model_dir, arcname=".")
+    buffer.seek(0)
+    directory = extract_archive(buffer, "m.tgz", tmp_path / "x", max_bytes=2**30)
+    assert directory == tmp_path / "x" and (directory / "config.json").is_file()
+
+
+def test_damaged_archives_are_refused_with_a_reason(model_dir: Path, tmp_path: Path) -> None:
+    """A corrupt deflate stream, a cut-off gzip or tar, and garbage are all refusals, never raw
+    zlib/EOF/tar errors, and leave nothing behind."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("m/config.json", b"{" + b"a" * 5000 + b"}")
+    data = bytearray(buffer.getvalue())
+    header = 30 + len("m/config.json")  # the deflate stream starts after the local header
+    data[header : header + 8] = b"\xff" * 8
+    cases = [(bytes(data), "m.zip")]
+    whole = tar_of(model_dir).getvalue()
+    cases.append((whole[: len(whole) // 2], "m.tar.gz"))  # gzip stream cut off
+    plain = tar_of_members([tarfile.TarInfo("m/config.json")]).getvalue()
+    big = tarfile.TarInfo("m/model.safetensors")
+    big.size = 4096
+    cut = tar_of_members([big]).getvalue()[:1024]  # a member's data cut off mid-tar
+    cases += [(cut, "m.tar"), (b"\x1f\x8b" + b"garbage" * 10, "m.tgz"), (plain[:100], "m.tar")]
+    for index, (payload, name) in enumerate(cases):
+        target = tmp_path / f"x{index}"
+        with pytest.raises(ModelCheckError, match=r"not a readable|damaged|empty"):
+            extract_archive(io.BytesIO(payload), name, target, max_bytes=2**30)
+        assert not target.exists(), name
+
+
+def test_unreadable_directory_is_refused(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory the server may not list (permissions) is a refusal with a reason."""
+    directory = copy_of(model_dir, tmp_path / "locked")
+
+    def denied(self: Path):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(ModelCheckError, match=r"cannot be read on this server: Permission denied"):
+        inspect_directory(directory, refuse_pickle=False)

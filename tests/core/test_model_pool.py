@@ -101,3 +101,51 @@ def test_unavailable_model_keeps_its_message() -> None:
     with pytest.raises(ModelUnavailableError, match="offline"):
         pool.get(_spec("off"))
     assert _failures("off") == before + 1
+
+
+def test_failures_go_to_the_hook_once_and_a_broken_hook_is_harmless() -> None:
+    """The app and workers hook the audit log here, so the Models screen sees every process."""
+    seen: list[tuple[str, str]] = []
+
+    def broken(spec: ModelSpec) -> SimpleNamespace:
+        raise RuntimeError("weights on fire")
+
+    pool = ModelPool(broken, budget_bytes=10, on_failure=lambda spec, reason: seen.append((spec.id, reason)))
+    with pytest.raises(ModelLoadError):
+        pool.get(_spec("a"))
+    assert seen == [("a", "RuntimeError: weights on fire")]
+
+    def failing_hook(spec: ModelSpec, reason: str) -> None:
+        raise ConnectionError("audit log down")
+
+    pool.on_failure = failing_hook
+    with pytest.raises(ModelLoadError, match="weights on fire"):  # the load's error, not the hook's
+        pool.get(_spec("a"))
+
+
+class _Weights:
+    """A model stand-in with a reference cycle, as real module graphs have."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec, self.nbytes, self.me = spec, 1, self
+
+
+def test_unload_gives_the_memory_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a collection a cyclic model graph outlives its unload; CUDA's cache is emptied."""
+    import gc
+    import weakref
+
+    import torch
+
+    emptied: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    pool = ModelPool(_Weights, budget_bytes=10)
+    ref = weakref.ref(pool.get(_spec("a")))
+    gc.disable()
+    try:
+        assert pool.unload(_spec("a"))
+        assert ref() is None and emptied == [True]
+        assert not pool.unload(_spec("a")) and emptied == [True]  # nothing dropped, nothing to free
+    finally:
+        gc.enable()

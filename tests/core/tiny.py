@@ -25,7 +25,7 @@ MINILM = ModelSpec(
 def tiny_model(kind: str = "causal", *, n_layers: int = 2, n_heads: int = 4) -> LoadedModel:
     # The bundled MiniLM tokenizer needs no conversion and has a small vocabulary.
     location = availability(MINILM).location
-    tokenizer = AutoTokenizer.from_pretrained(location)
+    tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=False)
     torch.manual_seed(0)
     common = {
         "vocab_size": tokenizer.vocab_size,

@@ -10,9 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.errors import ModelDisabledError
 from core.jobs.contract import EventKind
 from core.jobs.tasks import KIND_ATLAS, atlas_params
 from core.loading import LoadedModel
+from core.registry import ModelSpec
 from db import datasets as dataset_db
 from db import jobs as jobs_db
 from db.models import JobEvent, JobRow, Role, User
@@ -44,13 +46,25 @@ def committing_factory(
 
 
 class FakeService:
-    """`AnalysisService.load` for one preloaded model."""
+    """`AnalysisService.load` for one preloaded model; ``enabled=False`` plays an admin having
+    turned it off."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, *, enabled: bool = True) -> None:
         self.loaded = loaded
+        self.enabled = enabled
+        self.loads = 0
+
+    def require_enabled(self, model_id: str) -> ModelSpec:
+        assert model_id == self.loaded.spec.id
+        if not self.enabled:
+            raise ModelDisabledError(
+                f"{self.loaded.spec.label} has been turned off by an admin; choose another model."
+            )
+        return self.loaded.spec
 
     def load(self, model_id: str) -> tuple[LoadedModel, float]:
         assert model_id == self.loaded.spec.id
+        self.loads += 1
         return self.loaded, 0.0
 
 

@@ -318,7 +318,7 @@ def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
     assert _run(factory, job_id, loaded) is JobStatus.FAILED
     assert "launch a new job" in _job(factory, job_id).error
 
-    class Unreachable:
+    class Unreachable(FakeService):
         def load(self, model_id: str) -> tuple[LoadedModel, float]:
             raise ConnectionError("model store down")
 
@@ -327,7 +327,7 @@ def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
         run_job(
             job_id,
             session_factory=factory,
-            service=Unreachable(),
+            service=Unreachable(loaded),
             worker_name="w:1",
             config=FAST,
             sleep=lambda s: None,
@@ -335,6 +335,22 @@ def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
     assert _job(factory, job_id).status is JobStatus.RUNNING
     with pytest.raises(LookupError):
         _run(factory, 999_999, loaded)
+
+
+def test_a_queued_job_on_a_turned_off_model_fails_without_loading_it(
+    factory: sessionmaker, loaded: LoadedModel
+) -> None:
+    """An admin turns the model off after the job was launched: the worker refuses to run it,
+    says why, and never loads the model."""
+    job_id = seed_job(factory, texts(3), loaded)
+    service = FakeService(loaded, enabled=False)
+    options = {"worker_name": "w1:1", "config": FAST, "rng": random.Random(0)}
+    assert run_job(job_id, session_factory=factory, service=service, **options) is JobStatus.FAILED
+    job = _job(factory, job_id)
+    assert job.error is not None and job.error.startswith(
+        f"{loaded.spec.label} has been turned off by an admin"
+    )
+    assert service.loads == 0 and job.rows_done == 0
 
 
 class _Receiver:

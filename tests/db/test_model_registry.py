@@ -24,7 +24,7 @@ from core.model_admin import ModelAdminError, NewModel
 from core.model_import import ModelCheckError
 from core.permissions import Viewer
 from core.service import AnalysisService
-from db.models import AuditEvent, RegisteredModel, Role
+from db.models import AuditEvent, ModelOrigin, RegisteredModel, Role
 from tests.core.tiny import save_tiny
 from tests.db.conftest import UserFactory
 
@@ -111,16 +111,19 @@ def test_add_a_local_copy_as_a_version(
 ) -> None:
     """A second version of a family lives next to the first; the original id is untouched."""
     live.current()
-    row = model_admin.add_local(
+    added = model_admin.add_local(
         session=session,
         viewer=admin,
         service=live_service,
         directory=str(tiny_dir),
         new=NewModel(family=SMOL, version="Local-Copy"),
     )
+    row = added.row
+    assert added.warnings == ()
     assert (row.model_id, row.family, row.origin.value) == (COPY, SMOL, "admin")
     assert row.label == "SmolLM2-135M-Instruct (local-copy)" and row.licence == "Apache-2.0"
-    assert row.max_input_tokens == 2048 and row.kind == "causal" and row.revision.startswith("sha256-")
+    # The family allows 2,048 tokens, but this copy's config has 128 positions: the smaller wins.
+    assert row.max_input_tokens == 128 and row.kind == "causal" and row.revision.startswith("sha256-")
     assert row.source == {"type": "local", "path": str(tiny_dir)} and row.added_by_id == admin.user_id
     session.flush()
     registry = live_service.registry
@@ -131,7 +134,7 @@ def test_add_a_local_copy_as_a_version(
     assert (event.actor_id, event.target_id, event.detail["model"]) == (admin.user_id, row.id, COPY)
     listed = model_admin.model_rows(
         session=session, viewer=admin, service=live_service, uploads_dir=Path("/x")
-    )
+    ).rows
     by_id = {r.model_id: r for r in listed}
     assert by_id[COPY].state == "local directory" and by_id[COPY].version == "local-copy"
     assert by_id[SMOL].state == "bundled" and by_id["bert-base-uncased"].state == "unavailable"
@@ -154,7 +157,7 @@ def test_add_a_local_copy_as_a_version(
         service=live_service,
         directory=str(tiny_dir),
         new=NewModel(family="brand-new", licence="MIT", max_input_tokens=64),
-    )
+    ).row
     assert (brand_new.model_id, brand_new.label, brand_new.max_input_tokens) == ("brand-new", "brand-new", 64)
 
 
@@ -214,12 +217,18 @@ def test_upload_is_unpacked_under_the_uploads_directory(
         new=NewModel(family="tiny", version="v1", licence="MIT"),
         uploads_dir=uploads,
         max_bytes=2**30,
-    )
+    ).row
     path = Path(row.source["path"])
-    assert row.model_id == "tiny@v1" and path.is_relative_to(uploads) and (path / "config.json").is_file()
-    session.flush()
+    assert row.model_id == "tiny@v1" and path.is_relative_to(uploads) and not path.exists()
+    # Until the commit the files sit in a staging directory no registry row names.
+    [staging] = list(uploads.iterdir())
+    assert (
+        staging.name.startswith(model_admin.PARTIAL_PREFIX) and (staging / "tiny" / "config.json").is_file()
+    )
+    session.commit()
+    assert (path / "config.json").is_file() and not staging.exists()
     listed = model_admin.model_rows(session=session, viewer=admin, service=live_service, uploads_dir=uploads)
-    assert {r.model_id: r.state for r in listed}["tiny@v1"] == "uploaded"
+    assert {r.model_id: r.state for r in listed.rows}["tiny@v1"] == "uploaded"
 
 
 def test_disable_removes_from_pickers_but_not_from_the_registry(
@@ -280,14 +289,14 @@ def test_load_unload_and_failures(
     session.flush()
     outcome = model_admin.load(model_id="tiny", **common)
     assert outcome.ok and "loaded on cpu" in outcome.message
-    listed = {r.model_id: r for r in model_admin.model_rows(uploads_dir=tmp_path, **common)}
+    listed = {r.model_id: r for r in model_admin.model_rows(uploads_dir=tmp_path, **common).rows}
     assert listed["tiny"].loaded and listed["tiny"].device == "cpu" and listed["tiny"].memory_mb
     assert model_admin.unload(model_id="tiny", **common) and not model_admin.unload(model_id="tiny", **common)
     (doomed / "model.safetensors").unlink()
     outcome = model_admin.load(model_id="doomed", **common)
     assert not outcome.ok
-    [failure] = model_admin.recent_failures(viewer=admin, service=live_service)
-    assert failure.model_id == "doomed" and failure.reason
+    [failure] = model_admin.recent_failures(session=session, viewer=admin)
+    assert failure.model_id == "doomed" and failure.reason and failure.process == model_admin.process_name()
     assert [e.detail["model"] for e in events(session, model_admin.MODEL_LOAD)] == ["tiny"]
     assert [e.detail["model"] for e in events(session, model_admin.MODEL_UNLOAD)] == ["tiny"]
     assert [e.detail["model"] for e in events(session, model_admin.MODEL_LOAD_FAILURE)] == ["doomed"]
@@ -310,15 +319,27 @@ def test_only_admins_manage_models(
         lambda: model_admin.add_local(
             directory=str(tiny_dir), new=NewModel(family="x", licence="MIT"), **common
         ),
+        lambda: model_admin.add_hub(
+            repo="openai-community/gpt2", revision="0" * 40, new=NewModel(family="x", licence="MIT"), **common
+        ),
+        lambda: model_admin.add_upload(
+            data=io.BytesIO(b"not read"),
+            filename="m.zip",
+            uploads_dir=tiny_dir.parent / "uploads",
+            max_bytes=2**20,
+            new=NewModel(family="x", licence="MIT"),
+            **common,
+        ),
         lambda: model_admin.set_enabled(model_id="gpt2", enabled=False, **common),
         lambda: model_admin.set_default(model_id="gpt2", **common),
         lambda: model_admin.load(model_id=SMOL, **common),
         lambda: model_admin.unload(model_id=SMOL, **common),
-        lambda: model_admin.recent_failures(viewer=viewer, service=live_service),
+        lambda: model_admin.recent_failures(session=session, viewer=viewer),
     ):
         with pytest.raises(ModelAdminError, match="Only admins can manage models"):
             action()
     assert rows(session)["gpt2"].enabled and not rows(session)["gpt2"].is_default
+    assert not (tiny_dir.parent / "uploads").exists()  # refused before anything was unpacked
 
 
 def test_snapshot_is_cached_until_stale_or_invalidated(session: Session, settings: Settings) -> None:
@@ -360,3 +381,272 @@ def test_broken_models_yaml_keeps_the_database_registry(
     registry = other_process.current()
     assert SMOL in registry.ids() and other_process.last_error
     assert "models.yaml was not applied" in other_process.last_error
+
+
+def _zip_of_dir(directory: Path, prefix: str = "tiny/") -> io.BytesIO:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in directory.iterdir():
+            archive.writestr(f"{prefix}{path.name}", path.read_bytes())
+    buffer.seek(0)
+    return buffer
+
+
+def test_slow_checks_run_before_the_registry_lock(
+    session: Session,
+    live: LiveRegistry,
+    live_service: AnalysisService,
+    admin: Viewer,
+    tiny_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unpacking, inspecting and hashing take minutes for big weights: none of it may run while
+    the registry lock (SQLite's write lock) is held."""
+    live.current()
+    locked: list[bool] = []
+    real_lock = model_admin.registry_db.lock_registry
+
+    def lock(*, session: Session) -> None:
+        locked.append(True)
+        real_lock(session=session)
+
+    def unlocked(fn):
+        def wrapper(*args, **kwargs):
+            assert not locked, f"{fn.__name__} ran under the registry lock"
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(model_admin.registry_db, "lock_registry", lock)
+    for name in ("extract_archive", "inspect_directory", "content_revision"):
+        monkeypatch.setattr(model_admin, name, unlocked(getattr(model_admin, name)))
+    common = {"session": session, "viewer": admin, "service": live_service}
+    model_admin.add_local(directory=str(tiny_dir), new=NewModel(family="tiny", licence="MIT"), **common)
+    assert locked == [True]
+    locked.clear()
+    model_admin.add_upload(
+        data=_zip_of_dir(tiny_dir),
+        filename="tiny.zip",
+        uploads_dir=tmp_path / "uploads",
+        max_bytes=2**30,
+        new=NewModel(family="tiny", version="up", licence="MIT"),
+        **common,
+    )
+    assert locked == [True]
+
+
+def test_form_is_checked_before_any_file_is_read(
+    session: Session,
+    live: LiveRegistry,
+    live_service: AnalysisService,
+    admin: Viewer,
+    tiny_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Labels and licences longer than the table keeps, and a missing licence, are refused
+    first (not by Postgres as a DataError shown as an outage, nor after minutes of hashing)."""
+    live.current()
+
+    def never(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the model's files were read before the form was checked")
+
+    monkeypatch.setattr(model_admin, "inspect_directory", never)
+    common = {"session": session, "viewer": admin, "service": live_service, "directory": str(tiny_dir)}
+    for new, message in [
+        (
+            NewModel(family="long", label="x" * 201, licence="MIT"),
+            "label is 201 characters long; at most 200",
+        ),
+        (NewModel(family="long", licence="y" * 201), "licence is 201 characters long; at most 200"),
+        (NewModel(family="nolicence"), "Name the model's licence"),
+    ]:
+        with pytest.raises(ModelAdminError, match=message):
+            model_admin.add_local(new=new, **common)
+
+
+def test_an_id_taken_while_checking_is_refused_and_the_upload_removed(
+    session: Session,
+    live: LiveRegistry,
+    live_service: AnalysisService,
+    admin: Viewer,
+    tiny_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another admin adds the same id while this upload is being hashed: the re-check under
+    the lock refuses it and the unpacked files go."""
+    live.current()
+    common = {"session": session, "viewer": admin, "service": live_service}
+    real_revision = model_admin.content_revision
+
+    def meanwhile(check):
+        # The other admin's add, committed while this one hashes its weights.
+        model_admin.registry_db.add_model(
+            session=session,
+            spec_fields={**live_service.registry.get("gpt2").model_dump(mode="json"), "id": "race"},
+            family="race",
+            origin=ModelOrigin.ADMIN,
+            position=99,
+            added_by_id=admin.user_id,
+        )
+        return real_revision(check)
+
+    monkeypatch.setattr(model_admin, "content_revision", meanwhile)
+    uploads = tmp_path / "uploads"
+    with pytest.raises(ModelAdminError, match="'race' is already registered"):
+        model_admin.add_upload(
+            data=_zip_of_dir(tiny_dir),
+            filename="t.zip",
+            uploads_dir=uploads,
+            max_bytes=2**30,
+            new=NewModel(family="race", licence="MIT"),
+            **common,
+        )
+    assert list(uploads.iterdir()) == []
+
+
+def test_upload_files_follow_the_transaction(
+    session: Session,
+    live: LiveRegistry,
+    live_service: AnalysisService,
+    admin: Viewer,
+    tiny_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failed insert, or a rollback of the add, removes the unpacked files; a rollback of
+    some later savepoint does not (the row still commits, and its files move into place)."""
+    live.current()
+    uploads = tmp_path / "uploads"
+    common = {"session": session, "viewer": admin, "service": live_service, "uploads_dir": uploads}
+
+    def upload(version: str) -> model_admin.Added:
+        return model_admin.add_upload(
+            data=_zip_of_dir(tiny_dir),
+            filename="t.zip",
+            max_bytes=2**30,
+            new=NewModel(family="tiny", version=version, licence="MIT"),
+            **common,
+        )
+
+    def refused(**_kwargs: object) -> None:
+        raise OperationalError("INSERT", {}, Exception("database is locked"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model_admin.registry_db, "add_model", refused)
+        with pytest.raises(OperationalError):
+            upload("failed-insert")
+    assert list(uploads.iterdir()) == []
+
+    with pytest.raises(RuntimeError, match="page failed"), session.begin_nested():
+        upload("rolled-back")
+        assert len(list(uploads.iterdir())) == 1
+        raise RuntimeError("page failed after the add")
+    assert list(uploads.iterdir()) == []
+
+    kept = upload("kept").row
+    with pytest.raises(IntegrityError), session.begin_nested():
+        rows(session)["gpt2"].is_default = True  # an unrelated savepoint that rolls back
+        session.flush()
+    [staging] = list(uploads.iterdir())
+    assert staging.name.startswith(model_admin.PARTIAL_PREFIX)
+    session.commit()
+    assert (Path(kept.source["path"]) / "config.json").is_file() and not staging.exists()
+
+
+def test_stale_staging_directories_are_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    old = tmp_path / f"{model_admin.PARTIAL_PREFIX}old"
+    fresh = tmp_path / f"{model_admin.PARTIAL_PREFIX}fresh"
+    model = tmp_path / "tiny--v1-12345678"
+    for directory in (old, fresh, model):
+        (directory / "m").mkdir(parents=True)
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    assert model_admin.sweep_partial_uploads(tmp_path) == [old]
+    assert fresh.is_dir() and model.is_dir() and not old.exists()
+    assert model_admin.sweep_partial_uploads(tmp_path / "absent") == []
+
+
+def test_a_bad_row_is_skipped_with_a_reason(
+    session: Session, live: LiveRegistry, live_service: AnalysisService, admin: Viewer
+) -> None:
+    live.current()
+    session.execute(
+        update(RegisteredModel)
+        .where(RegisteredModel.model_id == "gpt2")
+        .values(source={"type": "ftp", "path": "/x"})
+    )
+    listing = model_admin.model_rows(
+        session=session, viewer=admin, service=live_service, uploads_dir=Path("/x")
+    )
+    assert "gpt2" not in [r.model_id for r in listing.rows] and SMOL in [r.model_id for r in listing.rows]
+    [(model_id, reason)] = listing.skipped
+    assert model_id == "gpt2" and "type" in reason
+
+
+def test_a_version_of_another_kind_is_added_with_a_warning(
+    session: Session, live: LiveRegistry, live_service: AnalysisService, admin: Viewer, tiny_dir: Path
+) -> None:
+    live.current()
+    added = model_admin.add_local(
+        session=session,
+        viewer=admin,
+        service=live_service,
+        directory=str(tiny_dir),
+        new=NewModel(family="all-minilm-l6-v2", version="odd"),
+    )
+    assert added.row.kind == "encoder" and added.row.max_input_tokens == 128
+    [warning] = added.warnings
+    assert "suggests a causal model" in warning and "registered as encoder" in warning
+    with pytest.raises(ModelAdminError, match=r"more than this model's config\.json allows"):
+        model_admin.add_local(
+            session=session,
+            viewer=admin,
+            service=live_service,
+            directory=str(tiny_dir),
+            new=NewModel(family="all-minilm-l6-v2", version="long", max_input_tokens=4096),
+        )
+
+
+def test_turned_off_models_are_not_loaded(
+    session: Session, live: LiveRegistry, live_service: AnalysisService, admin: Viewer
+) -> None:
+    live.current()
+    common = {"session": session, "viewer": admin, "service": live_service}
+    model_admin.set_enabled(model_id="gpt2", enabled=False, **common)
+    session.flush()
+    with pytest.raises(ModelAdminError, match="turned off; turn it on before loading it"):
+        model_admin.load(model_id="gpt2", **common)
+
+
+def test_failed_loads_of_any_process_reach_the_audit_log(
+    session: Session,
+    live: LiveRegistry,
+    live_service: AnalysisService,
+    admin: Viewer,
+    tmp_path: Path,
+) -> None:
+    """The pool's recorder writes each failure once, in its own transaction, naming the process
+    (and the admin when the Load button caused it); the Models screen lists them all."""
+    live.current()
+    common = {"session": session, "viewer": admin, "service": live_service}
+    doomed = save_tiny(tmp_path / "doomed")
+    model_admin.add_local(directory=str(doomed), new=NewModel(family="doomed", licence="MIT"), **common)
+    session.flush()
+    (doomed / "model.safetensors").unlink()
+    factory = sessionmaker(bind=session.connection(), join_transaction_mode="create_savepoint")
+    live_service.pool.on_failure = model_admin.LoadFailureRecorder(lambda: factory, process="replica-2:7")
+    assert not model_admin.load(model_id="doomed", **common).ok
+    # A batch worker's load (no admin behind it) fails too.
+    with pytest.raises(Exception, match="doomed"):
+        live_service.pool.get(live_service.registry.get("doomed"))
+    failures = model_admin.recent_failures(session=session, viewer=admin)
+    assert [(f.model_id, f.process) for f in failures] == [("doomed", "replica-2:7")] * 2
+    assert sorted(e.actor_id or 0 for e in events(session, model_admin.MODEL_LOAD_FAILURE)) == [
+        0,
+        admin.user_id,
+    ]
