@@ -166,3 +166,22 @@ def sign_in(page: object) -> None:
     page.get_by_role("button", name="Sign in").click()  # type: ignore[attr-defined]
     page.get_by_text("Signed in as").first.wait_for(timeout=60_000)  # type: ignore[attr-defined]
     wait_for_app(page)
+
+
+def go_to(page: object, screen: str, attempts: int = 3) -> None:
+    """Open ``screen`` from the sidebar and wait for its heading.
+
+    Right after signing in, the authenticator's cookie component starts one more run; a
+    click that lands during it can be superseded, so the click is repeated if the screen
+    has not appeared.
+    """
+    heading = page.get_by_role("heading", name=screen, exact=True)  # type: ignore[attr-defined]
+    for attempt in range(attempts):
+        page.get_by_role("link", name=screen, exact=True).click()  # type: ignore[attr-defined]
+        try:
+            heading.wait_for(timeout=30_000 if attempt < attempts - 1 else 120_000)
+            break
+        except Exception:  # playwright's TimeoutError; retried, then raised on the last try
+            if attempt == attempts - 1:
+                raise
+    wait_for_app(page)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import app_with_analyst, sign_in, wait_for_app, wait_for_fresh_page
+from tests.browser.conftest import app_with_analyst, go_to, sign_in, wait_for_app, wait_for_fresh_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -59,9 +59,7 @@ def test_atlas_job_with_live_progress_cancel_and_history(
     wait_for_fresh_page(page)
     sign_in(page)
 
-    page.get_by_role("link", name="Batch").click()
-    page.get_by_role("heading", name="Batch").wait_for(timeout=60_000)
-    wait_for_app(page)
+    go_to(page, "Batch")
     page.locator("[data-testid='stExpander'] summary").filter(has_text="Upload a dataset").click()
     page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(_csv(tmp_path)))
     page.get_by_role("button", name="Save dataset").wait_for(timeout=60_000)
@@ -91,22 +89,21 @@ def test_atlas_job_with_live_progress_cancel_and_history(
     rising = [v for v in seen if 0 < v < 100]
     assert rising, f"no intermediate progress was shown: {seen}"
     assert seen == sorted(seen), f"progress went backwards: {seen}"
-    page.get_by_role("button", name="Open the head atlas").wait_for(timeout=TIMEOUT_MS)
+    # While the panel refreshes itself Streamlit may briefly show the old and the new button.
+    page.get_by_role("button", name="Open the head atlas").first.wait_for(timeout=TIMEOUT_MS)
     page.get_by_text(f"{ROWS:,} of {ROWS:,} rows").first.wait_for(timeout=60_000)
     page.screenshot(path=str(artifacts / "batch-job.png"), full_page=True)
 
     page.get_by_role("button", name="Start head-atlas job").click()
     second = page.get_by_text(re.compile(r"Job #\d+ queued"))
     second.wait_for(timeout=60_000)
-    page.get_by_role("button", name="Cancel job").click(timeout=60_000)
+    page.get_by_role("button", name="Cancel job").first.click(timeout=60_000)
     page.get_by_text(re.compile(r"Job #\d+: cancelled")).last.wait_for(timeout=TIMEOUT_MS)
 
-    page.get_by_role("link", name="History").click()
-    page.get_by_role("heading", name="History").wait_for(timeout=60_000)
-    wait_for_app(page)
+    go_to(page, "History")
     page.get_by_text("Head atlases", exact=True).click()
     wait_for_app(page)
-    page.get_by_role("button", name="Open").first.click()
+    page.get_by_role("button", name="Open", exact=True).first.click()
     page.get_by_role("button", name="Download CSV").wait_for(timeout=60_000)
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     wait_for_app(page)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import app_with_analyst, sign_in, wait_for_app, wait_for_fresh_page
+from tests.browser.conftest import app_with_analyst, go_to, sign_in, wait_for_app, wait_for_fresh_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]
 
@@ -38,16 +38,14 @@ def test_smollm2_vs_gemma_is_saved_and_reopened(app_url: str, browser, artifacts
     page.goto(app_url)
     wait_for_fresh_page(page)
     sign_in(page)
-    page.get_by_role("link", name="Compare").click()
-    page.get_by_role("heading", name="Compare").wait_for(timeout=60_000)
-    wait_for_app(page)
+    go_to(page, "Compare")
     _choose(page, "Model A", "SmolLM2")
     _choose(page, "Model B", "Gemma 3 270M")
 
     page.get_by_role("button", name="Compare", exact=True).click()
     page.get_by_text("are flagged").first.wait_for(timeout=TIMEOUT_MS)
     wait_for_app(page, TIMEOUT_MS)
-    assert page.locator(".js-plotly-plot").count() >= 1
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     page.screenshot(path=str(artifacts / "compare.png"), full_page=True)
 
     page.get_by_label("Title").fill("SmolLM2 vs Gemma on the fox")
@@ -55,17 +53,16 @@ def test_smollm2_vs_gemma_is_saved_and_reopened(app_url: str, browser, artifacts
     saved = page.get_by_text(re.compile(r"Saved as comparison #\d+"))
     saved.wait_for(timeout=60_000)
 
-    page.get_by_role("link", name="History").click()
-    page.get_by_role("heading", name="History").wait_for(timeout=60_000)
-    wait_for_app(page)
+    go_to(page, "History")
     page.get_by_text("Comparisons", exact=True).click()
     wait_for_app(page)
     page.get_by_text("SmolLM2 vs Gemma on the fox").first.wait_for(timeout=60_000)
-    page.get_by_role("button", name="Open").first.click()
+    # The row's own button, by its text (the model filter's dropdown arrow is also named "Open").
+    page.locator("button").filter(has_text=re.compile(r"^Open$")).first.click()
     page.get_by_text("Re-rendered from stored data; neither model ran.").wait_for(timeout=60_000)
     page.get_by_text("are flagged").first.wait_for(timeout=60_000)
     wait_for_app(page)
-    assert page.locator(".js-plotly-plot").count() >= 1
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     page.screenshot(path=str(artifacts / "compare-history.png"), full_page=True)
     outside = [url for url in requests if not url.startswith(app_url) and not url.startswith("data:")]
     assert outside == [], outside
