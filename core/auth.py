@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bcrypt
@@ -207,6 +207,20 @@ def record_logout(*, session: Session, user_id: int) -> None:
     audit.record(
         session=session, actor_id=user_id, action=audit.LOGOUT, target_type=audit.USER, target_id=user_id
     )
+
+
+def signed_in_before_change(user: User, signed_in_at: datetime | None) -> bool:
+    """Whether a sign-in made at ``signed_in_at`` predates the account's last password change
+    (and so must end). An unknown sign-in time is not judged."""
+    changed = user.credentials_changed_at
+    return changed is not None and signed_in_at is not None and signed_in_at < changed
+
+
+def cookie_issued_at(token: object, expiry_days: float) -> datetime | None:
+    """When the authenticator issued a login cookie, from its decoded token's expiry."""
+    if not isinstance(token, dict) or not isinstance(token.get("exp_date"), int | float):
+        return None
+    return datetime.fromtimestamp(token["exp_date"], UTC) - timedelta(days=expiry_days)
 
 
 def signed_in_user(*, session: Session, username: str) -> User | None:

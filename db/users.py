@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Role, User
+from db.models import Role, User, utcnow
 
 
 def get_user(*, session: Session, user_id: int) -> User | None:
@@ -73,10 +73,11 @@ def count_active_admins(*, session: Session) -> int:
 
 
 def set_password_hash(*, session: Session, user: User, password_hash: str) -> None:
-    """A new password; also clears failed logins and any lock."""
+    """A new password; also clears failed logins and any lock, and ends older sign-ins."""
     user.password_hash = password_hash
     user.failed_logins = 0
     user.locked_until = None
+    user.credentials_changed_at = utcnow()
     session.flush()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 GATE_STATE_KEY = "auth.gate"
 IDENTITY_STATE_KEY = "auth.identity"
 # Keys the authenticator itself keeps in session state.
+# When this session signed in (the form) or its login cookie was issued; a password change
+# after it ends the session (`auth.signed_in_before_change`).
+SIGNED_IN_AT = "auth.signed_in_at"
+SIGNED_OUT_NOTICE = "auth.signed_out_notice"
 STATUS = "authentication_status"
 USERNAME = "username"
 WRONG_CREDENTIALS = "Username or password is incorrect."
@@ -75,6 +80,7 @@ class LoginGate:
 
     def __init__(self, settings: Settings) -> None:
         self.policy = LoginPolicy.of(settings)
+        self.expiry_days = settings.cookie_expiry_days
         self.database_ok = True
         try:
             with unit_of_work() as session:
@@ -97,10 +103,16 @@ class LoginGate:
         )
 
     def restore(self) -> None:
-        """Sign a refreshed browser back in from its cookie."""
+        """Sign a refreshed browser back in from its cookie, noting when the cookie was issued."""
+        was_signed_in = bool(st.session_state.get(STATUS))
         # A LoginError here means the cookie names an account that is gone or deactivated.
         with contextlib.suppress(LoginError):
             self.authenticator.login(location="unrendered")
+        if not was_signed_in and st.session_state.get(STATUS):
+            token = self.authenticator.cookie_controller.get_cookie()
+            # A cookie whose issue time cannot be read counts as old as can be.
+            issued = auth.cookie_issued_at(token, self.expiry_days)
+            st.session_state[SIGNED_IN_AT] = issued or datetime.min.replace(tzinfo=UTC)
 
     def sync_failures(self) -> tuple[list[str], bool]:
         """Store the wrong passwords the authenticator just counted: who failed, and whether a
@@ -117,6 +129,7 @@ class LoginGate:
         return failed, locked
 
     def _logged_in(self, event: dict[str, Any]) -> None:
+        st.session_state[SIGNED_IN_AT] = utcnow()
         try:
             with unit_of_work() as session:
                 auth.record_login(session=session, username=event["username"])
@@ -180,8 +193,13 @@ class LoginGate:
         try:
             with unit_of_work() as session:
                 user = auth.signed_in_user(session=session, username=username)
-                if user is not None:
+                ended = user is not None and auth.signed_in_before_change(
+                    user, st.session_state.get(SIGNED_IN_AT)
+                )
+                if user is not None and not ended:
                     return Identity(auth.viewer_for(user), auth.actor_for(user), user.username)
+                if ended:
+                    st.session_state[SIGNED_OUT_NOTICE] = "Your password was changed. Sign in again."
         except HeadlightError:
             # The database is down: keep who this session was, so work on screen survives.
             previous = st.session_state.get(IDENTITY_STATE_KEY)
@@ -246,6 +264,9 @@ class LoginGate:
                 auth.store_changed_password(
                     session=session, username=username, password_hash=entry["password"]
                 )
+            # Other sessions and cookies end; this one stays, with a cookie issued from now.
+            st.session_state[SIGNED_IN_AT] = utcnow()
+            self.authenticator.cookie_controller.set_cookie()
         return changed
 
 
@@ -264,6 +285,9 @@ def establish(settings: Settings) -> Identity:
     identity = gate.resolve()
     if not identity.signed_in:
         with st.sidebar:
+            notice = st.session_state.pop(SIGNED_OUT_NOTICE, None)
+            if notice:
+                st.warning(notice)
             gate.login_form()
         identity = gate.resolve()
     if identity.signed_in:

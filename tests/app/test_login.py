@@ -13,7 +13,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 from streamlit_authenticator.utilities import Encryptor
 
-from core import library
+from core import accounts, library
 from core.config import get_settings
 from core.service import Actor
 from db import users as users_db
@@ -233,3 +233,20 @@ def test_password_change_on_the_account_page(database: str) -> None:
     assert user.failed_logins == 0
     assert bcrypt.checkpw(b"Brand-new-pass-1", (user.password_hash or "").encode())
     assert audit_actions()[-1] == "user.password_change"
+    at.run()  # the session that changed the password stays signed in
+    assert at.session_state["auth.viewer"].user_id == user.id
+
+
+def test_a_password_reset_ends_sessions_signed_in_before_it(database: str) -> None:
+    """Whoever held the old password is signed out on their next run, with a notice."""
+    add_account("alice")
+    admin = add_account("root", Role.ADMIN)
+    stale = sign_in(start(), "alice")
+    assert stale.session_state["auth.viewer"].user_id is not None
+    with library.unit_of_work() as session:
+        temporary = accounts.reset_password(session=session, viewer=admin, user_id=account("alice").id)
+    stale.run()
+    assert stale.session_state["auth.viewer"].user_id is None
+    assert "Your password was changed. Sign in again." in [w.value for w in stale.sidebar.warning]
+    fresh = sign_in(start(), "alice", temporary)  # the new password works
+    assert fresh.session_state["auth.viewer"].user_id == account("alice").id
