@@ -85,6 +85,9 @@ def main() -> None:
 
     left, right = st.columns([1, 4], vertical_alignment="center")
     run = left.button("Run", type="primary", key="generate.run", disabled=bool(reasons[model_id]))
+    # Every message of a run goes in this one container, present on every run: the elements
+    # below keep their places, so the attention view is not rebuilt by the next click.
+    status = st.container()
     if run:
         try:
             if redact_text:
@@ -92,7 +95,7 @@ def main() -> None:
                 text = redaction.text
                 if any(redaction.counts.values()):
                     found = ", ".join(f"{n} {kind}" for kind, n in redaction.counts.items() if n)
-                    st.info(f"Redacted before analysis: {found}.")
+                    status.info(f"Redacted before analysis: {found}.")
             request = AnalysisRequest(
                 model_id=model_id,
                 text=text,
@@ -101,11 +104,11 @@ def main() -> None:
                 top_k_next=top_k_next,
             )
         except ValidationError as exc:
-            st.error(validation_message(exc))
+            status.error(validation_message(exc))
             service.record_refusal(model_id=model_id, mode=mode.value, text=text, error=exc, actor=actor)
             request = None
         if request is not None:
-            progress = st.progress(0.0, text="Starting…")
+            progress = status.progress(0.0, text="Starting…")
             try:
                 if not service.pool.is_loaded(spec):
                     progress.progress(0.0, text=f"Loading {spec.label} (first use may take a minute)…")
@@ -115,7 +118,7 @@ def main() -> None:
                     progress=lambda f, msg: progress.progress(f, text=f"Running: {msg}"),
                 )
             except HeadlightError as exc:
-                st.error(str(exc))
+                status.error(str(exc))
             else:
                 st.session_state["generate.analysis"] = analysis
                 if analysis.cache_hit:
