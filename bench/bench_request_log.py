@@ -34,7 +34,7 @@ from db.session import get_sessionmaker
 
 MODEL_ID = "smollm2-135m-instruct"
 CACHED_RUNS = 400
-MODEL_RUNS = 12
+MODEL_RUNS = 30
 TARGET_CACHED, TARGET_MODEL = 1.10, 1.03
 PROMPT = (
     "Attention heads in small language models often specialise: some look at the previous "
