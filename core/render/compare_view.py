@@ -17,12 +17,34 @@ from streamlit.delta_generator import DeltaGenerator
 
 from core import plots
 from core.analysis import MAX_NEW_TOKENS, ModelInfo
-from core.compare import CompareOutcome, Comparison, Side, head_span_map, split_head
+from core.compare import (
+    BHATTACHARYYA,
+    JENSEN_SHANNON,
+    CompareOutcome,
+    Comparison,
+    Side,
+    head_span_map,
+    split_head,
+)
 from core.render.analysis_view import render_analysis
 from core.render.text import next_token_rows, prompt_and_continuation_html
 
 Grid = Literal["heads", "layers"]
 _HIGHLIGHT = "#d62728"
+
+METRIC_SHORT = {BHATTACHARYYA: "overlap", JENSEN_SHANNON: "1 − JSD"}
+METRIC_CAPTIONS = {
+    BHATTACHARYYA: (
+        "Similarity is the overlap of two heads' attention rows on the shared spans (the "
+        "Bhattacharyya coefficient, Σ √(p·q)), averaged over the query spans: 1 means the same "
+        "pattern, 0 that they never attend to the same words."
+    ),
+    JENSEN_SHANNON: (
+        "Similarity is 1 − the Jensen–Shannon divergence (bits) between two heads' attention rows "
+        "on the shared spans, averaged over the query spans: 1 means the same pattern "
+        "(saved before Headlight switched to the overlap measure)."
+    ),
+}
 
 
 def head_labels(info: ModelInfo) -> list[str]:
@@ -50,7 +72,7 @@ def similarity_figure(comparison: Comparison, *, grid: Grid, selected: int | Non
             zmin=0.0,
             zmax=1.0,
             hovertemplate="A %{y} · B %{x}<br>similarity %{z:.3f}<extra></extra>",
-            colorbar={"title": "1 − JSD"},
+            colorbar={"title": METRIC_SHORT.get(comparison.metric, "similarity")},
         )
     )
     if selected is not None:
@@ -197,10 +219,7 @@ def _matched_heads(comparison: Comparison, key: str) -> None:
         on_change=_follow_selection,
         args=(comparison, key),
     )
-    st.caption(
-        "Similarity is 1 − the Jensen–Shannon divergence (bits) between two heads' attention rows "
-        "on the shared spans, averaged over the query spans: 1 means the same pattern."
-    )
+    st.caption(METRIC_CAPTIONS.get(comparison.metric, ""))
     st.plotly_chart(similarity_figure(comparison, grid=grid, selected=selected), key=f"{key}.similarity")
     match = int(comparison.best_in_b[selected])
     score = float(comparison.similarity[selected, match])

@@ -35,15 +35,9 @@ PARAGRAPH = (
 )
 
 
-def _jsd_similarity(p: np.ndarray, q: np.ndarray) -> float:
-    """Reference: 1 - mean over rows of the base-2 Jensen–Shannon divergence."""
-    m = (p + q) / 2
-
-    def kl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        safe = np.where(x > 0, x, 1.0)
-        return np.where(x > 0, x * np.log2(safe / np.where(x > 0, y, 1.0)), 0.0).sum(-1)
-
-    return float(1 - (0.5 * kl(p, m) + 0.5 * kl(q, m)).mean())
+def _overlap_similarity(p: np.ndarray, q: np.ndarray) -> float:
+    """Reference: the Bhattacharyya coefficient of each row pair, averaged over the rows."""
+    return float(np.mean([np.sum(np.sqrt(p_row * q_row)) for p_row, q_row in zip(p, q, strict=True)]))
 
 
 def _random_heads(rng: np.random.Generator, n_heads: int, n_spans: int, causal: bool) -> np.ndarray:
@@ -75,7 +69,7 @@ def _analyse(loaded: LoadedModel, text: str = TEXT) -> Analysis:
 
 
 def test_known_pair_and_extremes() -> None:
-    """Identical rows score 1, disjoint rows 0, and [1, 0] vs [.5, .5] 1 - 0.3113 bits."""
+    """Identical rows score 1, disjoint rows 0, and [1, 0] vs [.5, .5] √0.5."""
     one_hot = np.array([[[1.0, 0.0], [0.0, 1.0]]], np.float32)
     flipped = one_hot[:, :, ::-1].copy()
     half = np.full((1, 2, 2), 0.5, np.float32)
@@ -84,28 +78,30 @@ def test_known_pair_and_extremes() -> None:
     assert similarity.shape == (3, 3)
     np.testing.assert_allclose(np.diag(similarity), 1.0, atol=1e-6)
     assert similarity[0, 1] == pytest.approx(0.0, abs=1e-6)
-    assert similarity[0, 2] == pytest.approx(1 - 0.311278, abs=1e-5)
+    assert similarity[0, 2] == pytest.approx(np.sqrt(0.5), abs=1e-6)
 
 
 @pytest.mark.parametrize(("causal_a", "causal_b"), [(True, True), (True, False), (False, False)])
 def test_kernel_matches_reference(causal_a: bool, causal_b: bool) -> None:
-    """Every pair agrees with a plain JSD over all keys, zeros and causal masks included."""
+    """Every pair agrees with a plain row-by-row overlap, zeros and causal masks included."""
     rng = np.random.default_rng(1)
     heads_a = _random_heads(rng, 5, 7, causal_a)
     heads_b = _random_heads(rng, 3, 7, causal_b)
     similarity = head_similarity(heads_a, heads_b)
-    expected = np.array([[_jsd_similarity(p, q) for q in heads_b] for p in heads_a])
+    expected = np.array([[_overlap_similarity(p, q) for q in heads_b] for p in heads_a])
     np.testing.assert_allclose(similarity, expected, atol=1e-5)
     assert similarity.dtype == np.float32
 
 
-def test_kernel_blocks_give_the_same_answer(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tiny block budget (one A head per block) changes nothing."""
-    rng = np.random.default_rng(2)
-    heads_a, heads_b = _random_heads(rng, 6, 9, True), _random_heads(rng, 4, 9, False)
-    whole = head_similarity(heads_a, heads_b)
-    monkeypatch.setattr(compare_module, "_BLOCK_BYTES", 1)
-    np.testing.assert_allclose(head_similarity(heads_a, heads_b), whole, atol=1e-6)
+def test_comparisons_saved_with_jsd_keep_their_metric() -> None:
+    """A version-1 document (always Jensen–Shannon) still loads, labelled as such."""
+    comparison = compare(make_analysis(TEXT), make_analysis(TEXT, seed=1))
+    document = comparison_to_dict(comparison)
+    assert document["version"] == 2 and document["metric"] == "bhattacharyya"
+    old = {key: value for key, value in document.items() if key != "metric"} | {"version": 1}
+    assert comparison_from_dict(old).metric == "jensen-shannon"
+    with pytest.raises(ValueError, match="version 1 to 2"):
+        comparison_from_dict(document | {"version": 3})
 
 
 def test_kernel_refuses_different_spans() -> None:
