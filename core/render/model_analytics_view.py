@@ -101,7 +101,8 @@ def _overview_rows(summaries: dict[str, model_analytics.Summary]) -> list[dict[s
             "p50 (s)": s.p50_s,
             "p95 (s)": s.p95_s,
             "cache hit rate": s.cache_hit_rate,
-            "cache hit p50 (s)": s.hit_p50_s,
+            # NaN, not None, so an empty cell shows blank rather than "None".
+            "cache hit p50 (s)": float("nan") if s.hit_p50_s is None else s.hit_p50_s,
             "tokens": s.tokens,
         }
         for model_id, s in summaries.items()
@@ -121,11 +122,14 @@ def _headline(summary: model_analytics.Summary) -> None:
     columns[2].metric("p95 latency", _seconds(summary.p95_s), help=_LATENCY_HELP)
     columns[3].metric("Cache hit rate", _share(summary.cache_hit_rate))
     columns[4].metric("Tokens processed", f"{summary.tokens:,}")
-    columns[5].metric("Errors", f"{summary.errors:,}", _share(summary.error_rate), delta_color="off")
-    st.caption(
-        "p50/p95 are over model runs (cache hits excluded); cache hits take "
-        f"{_seconds(summary.hit_p50_s)} at the median."
-    )
+    errors = f"{summary.errors:,}"
+    if summary.errors and summary.error_rate is not None:
+        errors += f" ({summary.error_rate:.0%})"
+    columns[5].metric("Errors", errors)
+    note = "p50/p95 are over model runs (cache hits excluded)"
+    if summary.hit_p50_s is not None:
+        note += f"; cache hits take {_seconds(summary.hit_p50_s)} at the median"
+    st.caption(note + ".")
     if summary.error_kinds:
         kinds = ", ".join(f"{markdown_text(k)} {n:,}" for k, n in summary.error_kinds.items())
         st.caption("Errors by kind: " + kinds)
