@@ -22,7 +22,7 @@ RUN pip install --index-url "$TORCH_INDEX" torch==2.13.0 \
 COPY --chown=headlight . .
 USER headlight
 # Convert the bundled GGUF weights once at build time so the first request is fast.
-RUN python -m core.warmup --convert-only || true
+RUN python -m core.models.warmup --convert-only || true
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"

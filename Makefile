@@ -25,7 +25,7 @@ run: install
 
 # A batch worker for head-atlas jobs (needs REDIS_URL; without it `make run` does the work).
 worker: install
-	$(BIN)/celery -A core.jobs.celery_app worker -Q batch --concurrency 1
+	$(BIN)/celery -A core.service.celery_worker worker -Q batch --concurrency 1
 
 test: install
 	$(BIN)/python -m pytest

@@ -4,9 +4,9 @@ navigation over the screens this visitor may use (pages/)."""
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from core import navigation, secrets
-from core.config import get_settings
-from core.render.auth import establish
+from core.access import navigation, secrets
+from core.domain.settings import get_settings
+from ui.auth import establish
 
 if PagesManager.uses_pages_directory:
     # The first run in a process: Streamlit saw pages/ and runs this file as an old-style

@@ -19,12 +19,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams
-from core.cache import RedisCache
-from core.config import get_settings
-from core.rate_limit import RateLimiter
-from core.registry import load_registry
-from core.service import Actor, AnalysisService
+from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
+from core.domain.identity import Actor
+from core.domain.settings import get_settings
+from core.models.registry import load_registry
+from core.service.analysis_service import AnalysisService
+from core.service.cache import RedisCache
+from core.service.rate_limit import RateLimiter
 
 MODEL_ID = "smollm2-135m-instruct"
 REPEATS = 5

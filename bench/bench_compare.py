@@ -20,12 +20,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analysis import GenerationParams
-from core.compare import CompareRequest, run_comparison
-from core.config import get_settings
-from core.registry import load_registry
-from core.render.compare_view import similarity_figure
-from core.service import ANONYMOUS_ACTOR, AnalysisService
+from core.domain.analysis import GenerationParams
+from core.domain.identity import ANONYMOUS_ACTOR
+from core.domain.settings import get_settings
+from core.models.registry import load_registry
+from core.service.analysis_service import AnalysisService
+from core.service.compare import CompareRequest, run_comparison
+from ui.compare_view import similarity_figure
 
 MODEL_A = "smollm2-135m-instruct"
 MODEL_B = "gemma-3-270m"

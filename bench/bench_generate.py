@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from bertviz import head_view
 
-from core import compact
-from core.analysis import AnalysisRequest
-from core.config import get_settings
-from core.registry import load_registry
-from core.render import bertviz_html
-from core.service import AnalysisService
+from core.attention import compact
+from core.domain.analysis import AnalysisRequest
+from core.domain.settings import get_settings
+from core.models.registry import load_registry
+from core.service.analysis_service import AnalysisService
+from ui import bertviz_html
 
 MODEL_ID = "smollm2-135m-instruct"
 LENGTHS = (32, 128, 512)

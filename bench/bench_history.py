@@ -3,7 +3,7 @@
 Creates its own database on the server (``HEADLIGHT_BENCH_POSTGRES_URL``, else
 ``HEADLIGHT_TEST_POSTGRES_URL``, else the local server as user postgres), migrates it, bulk
 loads users, analyses and tags with COPY (two streams in parallel, secondary indexes
-built afterwards), then times the app's own query path, `core.library.search_history`
+built afterwards), then times the app's own query path, `core.store.analyses.search_history`
 (permission filter, text match, filters, keyset page of 20 and the total count) for a
 fixed mix of searches, filtered lists and second pages. The baseline runs the same text
 queries with the text match replaced by ``ILIKE '%word%'`` over the same columns. The
@@ -40,11 +40,12 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import library
-from core.library import HistoryQuery
-from core.permissions import Scope, Viewer
+from core.access.permissions import Scope
+from core.domain.identity import Role, Viewer
+from core.store import analyses as library
+from core.store.analyses import HistoryQuery
 from db import search
-from db.models import Role, Visualization
+from db.models import Visualization
 from db.search import Sort
 from db.session import init_db, make_engine
 

@@ -11,7 +11,7 @@ machine shared with other work, (a) suffers most: torch's threads wait for each 
 whenever one of them is descheduled.
 
 Atlas overhead (same process, same rows, interleaved, median of per-row ratios): the atlas
-path (`core.atlas.row_head_scores`: hooks on every layer, six scores per head, the model's
+path (`core.attention.atlas.row_head_scores`: hooks on every layer, six scores per head, the model's
 lock) against `model(ids, output_attentions=True, logits_to_keep=1)`, the same forward with
 attentions returned and no statistics. The ratio against a forward that also computes
 every position's logits (what `model(ids, output_attentions=True)` does) is printed too.
@@ -42,16 +42,18 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import atlas, datasets
-from core.config import get_settings
-from core.jobs.celery_app import CeleryDispatcher, make_app
+from core.attention import atlas
+from core.domain.identity import Role
+from core.domain.settings import get_settings
 from core.jobs.contract import JobStatus
 from core.jobs.tasks import KIND_ATLAS, atlas_params
-from core.registry import load_registry
-from core.service import AnalysisService
+from core.models.registry import load_registry
+from core.service.analysis_service import AnalysisService
+from core.service.celery_worker import CeleryDispatcher, make_app
+from core.store import datasets
 from db import datasets as dataset_db
 from db import jobs as jobs_db
-from db.models import Job, Role, User
+from db.models import Job, User
 from db.session import init_db, make_engine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +138,7 @@ def _start_workers(n: int, threads: int, env: dict[str, str], log_dir: Path) -> 
         command = [
             celery,
             "-A",
-            "core.jobs.celery_app",
+            "core.service.celery_worker",
             "worker",
             "-Q",
             "batch",

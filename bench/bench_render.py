@@ -14,7 +14,7 @@ tokens, all in one run, each figure next to its baseline:
   require.js, d3 and jQuery inlined instead of its CDN) from the HTML's first byte to the
   first frame after its SVG lines exist, for N <= 128 (at 256 its page is over Streamlit's
   200 MB message limit).
-- extraction: Headlight's `core.inference.analyse` (hooks, layer by layer into the compact
+- extraction: Headlight's `core.models.inference.analyse` (hooks, layer by layer into the compact
   form, statistics, next-token top-k) against transformers' eager forward as a user calls
   it, ``model(input_ids, output_attentions=True)``. Time: best of `REPEATS`, the two methods
   taking turns in one process, so that load from elsewhere hits both alike; the CPU seconds
@@ -109,11 +109,11 @@ def _extractors(n_tokens: int) -> tuple[dict[str, Callable[[], object]], Callabl
     """``{method: run()}`` for N tokens, and a warm-up that runs both once on 16 tokens."""
     import torch
 
-    from core.analysis import AnalysisRequest
-    from core.config import get_settings
-    from core.inference import analyse
-    from core.registry import load_registry
-    from core.service import AnalysisService
+    from core.domain.analysis import AnalysisRequest
+    from core.domain.settings import get_settings
+    from core.models.inference import analyse
+    from core.models.registry import load_registry
+    from core.service.analysis_service import AnalysisService
 
     settings = get_settings()
     loaded = AnalysisService(settings, load_registry(settings.registry_path)).load(MODEL_ID)[0]
@@ -173,7 +173,7 @@ def child_time(n_tokens: int) -> None:
 
 def _component_args(analysis: object) -> dict:
     """What Streamlit sends for the view's first render: its JSON arguments, as the call builds them."""
-    from core.attention_payload import overview_payload
+    from core.attention.payload import overview_payload
 
     return {"overview": overview_payload(analysis), "detail": None, "default": None, "key": "bench.av"}  # type: ignore[arg-type]
 
@@ -197,9 +197,9 @@ def bertviz_pages(lengths: list[int], out_dir: Path) -> dict[int, int]:
     import torch
     from bertviz import head_view
 
-    from core.config import get_settings
-    from core.registry import load_registry
-    from core.service import AnalysisService
+    from core.domain.settings import get_settings
+    from core.models.registry import load_registry
+    from core.service.analysis_service import AnalysisService
 
     settings = get_settings()
     loaded = AnalysisService(settings, load_registry(settings.registry_path)).load(MODEL_ID)[0]
@@ -321,7 +321,7 @@ def measure_paints(work: Path, frontend: Path, ours: list[int], bertviz: list[in
 
 
 def main() -> None:
-    from core.render.attention_view import FRONTEND
+    from ui.attention_view import FRONTEND
 
     static_bytes = sum(path.stat().st_size for path in FRONTEND.rglob("*") if path.is_file())
     with tempfile.TemporaryDirectory(prefix="bench-render-") as tmp:

@@ -1,7 +1,7 @@
 """What the persisted request log costs a request: `AnalysisService.run` with and without it.
 
 Two services share one model pool: one logs every request to a SQLite database in a
-temporary folder through `core.request_log.RequestLog` (the background writer), the other
+temporary folder through `core.store.request_log.RequestLog` (the background writer), the other
 logs nothing. Both serve the same requests, interleaved, on two paths:
 
 - cached: a repeated request served from the in-memory result cache (the fastest path, so
@@ -23,13 +23,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.analysis import AnalysisMode, AnalysisRequest
-from core.cache import MemoryCache
-from core.config import get_settings
-from core.rate_limit import RateLimiter
-from core.registry import load_registry
-from core.request_log import RequestLog
-from core.service import Actor, AnalysisService
+from core.domain.analysis import AnalysisMode, AnalysisRequest
+from core.domain.identity import Actor
+from core.domain.settings import get_settings
+from core.models.registry import load_registry
+from core.service.analysis_service import AnalysisService
+from core.service.cache import MemoryCache
+from core.service.rate_limit import RateLimiter
+from core.store.request_log import RequestLog
 from db.session import get_sessionmaker
 
 MODEL_ID = "smollm2-135m-instruct"

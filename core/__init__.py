@@ -1,1 +1,13 @@
-"""Headlight core: everything that is neither UI nor SQL."""
+"""Headlight's core: everything that is not UI and not SQL, importable without a running app.
+
+Floors, top to bottom (each may import only the floors below it; `.importlinter` says so):
+
+- `core.service`   one entry per user action: analysis, compare, batch, model admin, analytics
+- `core.jobs`      background work: the job contract, the runner and the task code
+- `core.store`     owned records (analyses, comparisons, atlases, datasets, presets), exports
+- `core.access`    identities and rules: auth, accounts, permissions, audit, secrets
+- `core.models`    registry, loading, the pool and the one model adapter
+- `core.attention` pure math on attention arrays
+- `core.ops`       metrics, logs, telemetry and usage statistics
+- `core.domain`    request and result types, errors, settings, identity
+"""

@@ -1,7 +1,7 @@
 """Reads and writes of saved head atlases and the grants that share them.
 
 Every function takes a keyword-only ``session`` and never commits; reads take a
-``readable`` WHERE clause from `core.permissions`.
+``readable`` WHERE clause from `core.access.permissions`.
 """
 
 from __future__ import annotations

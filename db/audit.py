@@ -1,5 +1,5 @@
 """Reading the audit log, in the manner of `db.queries`: keyword-only ``session``, never a
-commit, and a required ``readable`` WHERE clause (from `core.permissions.audit_filter`).
+commit, and a required ``readable`` WHERE clause (from `core.access.permissions.audit_filter`).
 Events are written by `db.queries.add_audit_event`.
 """
 

@@ -1,6 +1,6 @@
 """Reads and writes of saved comparisons, in the manner of `db.queries`: every function takes
 a keyword-only ``session`` and never commits; reads take a required ``readable`` WHERE
-clause from `core.permissions` (built for `Comparison`).
+clause from `core.access.permissions` (built for `Comparison`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class ComparisonRow:
 def create_comparison(
     *, session: Session, owner_id: int, fields: dict[str, Any], title: str, is_public: bool = False
 ) -> Comparison:
-    """Insert a comparison from `core.compare_store.record_fields` output; returns it with its id."""
+    """Insert a comparison from `core.store.comparisons.record_fields` output; returns it with its id."""
     record = Comparison(owner_id=owner_id, title=title, is_public=is_public, **fields)
     session.add(record)
     session.flush()

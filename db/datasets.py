@@ -1,7 +1,7 @@
 """Reads and writes of datasets, their rows and their tokenization statistics.
 
 Every function takes a keyword-only ``session`` and never commits. Reads that return what
-a user asked for take a ``readable`` WHERE clause from `core.permissions`.
+a user asked for take a ``readable`` WHERE clause from `core.access.permissions`.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ def add_model(
     """Insert one row from `ModelSpec.model_dump()`; a taken model id raises IntegrityError.
 
     ``family`` is `ModelSpec.family`: how an id splits into family and version is the
-    registry's rule (`core.registry.VERSION_SEPARATOR`), not repeated here.
+    registry's rule (`core.models.registry.VERSION_SEPARATOR`), not repeated here.
     """
     now = now or utcnow()
     fields = dict(spec_fields)

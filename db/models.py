@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from core.domain.identity import Role
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -51,7 +53,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# The compact attention form (core/compact.py) is built to at most 8 MiB by default; the
+# The compact attention form (core/attention/compact.py) is built to at most 8 MiB by default; the
 # store refuses anything larger so one row can never grow without bound.
 MAX_ATTENTION_BYTES = 8 * 1024 * 1024
 MAX_TITLE_CHARS = 200
@@ -130,13 +132,6 @@ def _enum(enum_class: type[StrEnum], name: str) -> Enum:
     )
 
 
-class Role(StrEnum):
-    ADMIN = "admin"
-    ANALYST = "analyst"
-    VIEWER = "viewer"
-    GUEST = "guest"
-
-
 class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -191,11 +186,11 @@ class Visualization(Base):
     """One saved analysis: everything needed to re-render it without running the model.
 
     - ``params``: the request minus text and model id (mode, generation, top_k_next);
-    - ``model_info``: `core.analysis.ModelInfo` fields other than id and revision;
+    - ``model_info``: `core.domain.analysis.ModelInfo` fields other than id and revision;
     - ``token_data``: ``{"text", "tokens", "token_ids", "offsets", "prompt_len",
       "next_tokens"}``, the analysed text and its ``seq_len`` tokens;
     - ``head_stats``: ``{stat name: [n_layers][n_heads] float}``;
-    - ``compact_attention``: `core.compact.encode` bytes, at most `MAX_ATTENTION_BYTES`;
+    - ``compact_attention``: `core.attention.compact.encode` bytes, at most `MAX_ATTENTION_BYTES`;
     - ``timings``: ``{"load_s", "forward_s", "postprocess_s"}``.
     """
 
@@ -484,7 +479,7 @@ class Dataset(Base):
     """An uploaded corpus (or a built-in one): its rows live in ``dataset_rows``.
 
     ``format`` is csv, jsonl, text or probe; ``text_column`` the CSV column or JSONL field
-    read; ``report`` what the upload checks kept and skipped (`core.datasets.ParseReport`).
+    read; ``report`` what the upload checks kept and skipped (`core.store.datasets.ParseReport`).
     Built-in datasets have no owner, a ``builtin_key`` and are public.
     """
 
@@ -533,7 +528,7 @@ class DatasetRow(Base):
 
 
 class TokenizationStat(Base):
-    """How one model revision's tokenizer sees one dataset (`core.datasets.TokenizationStats`)."""
+    """How one model revision's tokenizer sees one dataset (`core.store.datasets.TokenizationStats`)."""
 
     __tablename__ = "tokenization_stats"
     __table_args__ = (UniqueConstraint("dataset_id", "model_id", "model_revision"),)
@@ -570,7 +565,7 @@ class JobEvent(Base):
 class JobRow(Base):
     """A job's work on one dataset row, at most one per (job, row): the claim, then the result.
 
-    ``scores`` is ``[n_stats, n_layers, n_heads]`` little-endian float32 (`core.atlas`).
+    ``scores`` is ``[n_stats, n_layers, n_heads]`` little-endian float32 (`core.attention.atlas`).
     """
 
     __tablename__ = "job_rows"
@@ -598,9 +593,9 @@ class JobRow(Base):
 
 
 class Atlas(Base):
-    """A saved head atlas: per-head scores of one model over one dataset (`core.atlas`).
+    """A saved head atlas: per-head scores of one model over one dataset (`core.attention.atlas`).
 
-    ``result`` is `core.atlas.AtlasResult.to_json`. Private by default; shared like analyses
+    ``result`` is `core.attention.atlas.AtlasResult.to_json`. Private by default; shared like analyses
     (``is_public``, grants) and soft-deleted.
     """
 
@@ -646,7 +641,7 @@ class AnalysisRequestLog(Base):
 
     ``error_kind`` is None for a served request (model run or cache hit), else a short kind
     (``rate_limited``, ``validation``, ``model_load``, ``inference``, ...) with a shortened
-    message. ``token_profile`` is `core.drift.token_profile`: counts of the prompt's token ids
+    message. ``token_profile`` is `core.ops.drift.token_profile`: counts of the prompt's token ids
     hashed into a fixed number of buckets, ``{"buckets": n, "counts": {bucket: count}}``;
     it never holds the text, and the text cannot be rebuilt from it. ``tokens`` is what the
     model processed (prompt and generated tokens), ``input_chars`` the request text's length.
@@ -685,7 +680,7 @@ class AnalysisRequestLog(Base):
 
 
 class Preset(Base):
-    """Saved settings of the Generate or Compare screen (`core.presets.PresetSettings` JSON).
+    """Saved settings of the Generate or Compare screen (`core.store.presets.PresetSettings` JSON).
 
     Private to its owner unless ``is_public`` (then readable by every signed-in user);
     soft-deleted.
@@ -742,7 +737,7 @@ class ModelOrigin(StrEnum):
 
 
 class RegisteredModel(Base):
-    """One model version the service may run (`core.registry.ModelSpec` plus admin state).
+    """One model version the service may run (`core.models.registry.ModelSpec` plus admin state).
 
     ``model_id`` is what analyses store (`Visualization.model_id`); "<family>@<version>" for
     versions added after the family's first entry. ``source`` is the `ModelSource` as JSON.

@@ -1,5 +1,5 @@
 """Presets and their favourites. Keyword-only ``session``, never a commit; lists take a
-required ``readable`` WHERE clause from `core.permissions.preset_filter`."""
+required ``readable`` WHERE clause from `core.access.permissions.preset_filter`."""
 
 from __future__ import annotations
 

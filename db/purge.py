@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
+from core.domain.settings import get_settings
 from db import queries
 from db import request_log as request_log_db
 from db.models import utcnow

@@ -2,7 +2,7 @@
 never commits: the caller wraps one user action in ``with sessionmaker.begin():``.
 
 List and get functions take a required ``readable`` WHERE clause (from
-`core.permissions`), so no query here can forget who is asking. History search and its
+`core.access.permissions`), so no query here can forget who is asking. History search and its
 pages live in `db.search`.
 """
 
@@ -37,7 +37,7 @@ def create_visualization(
     tags: Sequence[str],
     is_public: bool = False,
 ) -> Visualization:
-    """Insert a visualization from `core.records.record_fields` output; returns it with its id."""
+    """Insert a visualization from `core.store.records.record_fields` output; returns it with its id."""
     record = Visualization(owner_id=owner_id, title=title, is_public=is_public, **fields)
     record.tags = [VisualizationTag(tag=tag) for tag in dict.fromkeys(tags)]
     session.add(record)

@@ -1,4 +1,4 @@
-"""The request log (`analysis_requests`): written in batches by `core.request_log`, read by
+"""The request log (`analysis_requests`): written in batches by `core.store.request_log`, read by
 the per-model analytics and drift. Keyword-only ``session``, never a commit.
 
 Analytics aggregate in SQL (`aggregate`: counts, sums, error kinds and latency percentiles

@@ -1,7 +1,7 @@
 """History search: full-text match, filters, sorting and keyset pages of visualizations.
 
 Like `db.queries`, functions take a keyword-only ``session``, never commit, and take a
-required ``readable`` WHERE clause from `core.permissions`.
+required ``readable`` WHERE clause from `core.access.permissions`.
 
 Text search is dialect specific. Postgres: ``websearch_to_tsquery`` against the generated
 ``search_vector`` (English stemming), with the viewer, model and tag filters as terms in the

@@ -76,7 +76,7 @@ def get_link(*, session: Session, link_id: int) -> ShareLink | None:
 def get_live_record(
     *, session: Session, model: SharedModel, record_id: int, live: ColumnElement[bool]
 ) -> Any:
-    """The row of ``model`` with that id if ``live`` (from `core.permissions`) admits it."""
+    """The row of ``model`` with that id if ``live`` (from `core.access.permissions`) admits it."""
     return session.scalar(select(model).where(model.id == record_id, live))
 
 

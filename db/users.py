@@ -9,7 +9,8 @@ from datetime import datetime
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Role, User, utcnow
+from core.domain.identity import Role
+from db.models import User, utcnow
 
 
 def get_user(*, session: Session, user_id: int) -> User | None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import PASSWORD_RULES
-from core.errors import HeadlightError
-from core.render.auth import current_gate, current_identity
+from core.access.auth import PASSWORD_RULES
+from core.domain.errors import HeadlightError
+from ui.auth import current_gate, current_identity
 
 
 def main() -> None:

@@ -7,12 +7,13 @@ from dataclasses import asdict
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import accounts, library, permissions
-from core.accounts import ASSIGNABLE_ROLES, UserRow
-from core.errors import HeadlightError
-from core.permissions import Viewer
-from core.render.session import current_viewer
-from db.models import Role, utcnow
+from core.access import accounts, permissions
+from core.access.accounts import ASSIGNABLE_ROLES, UserRow
+from core.domain.errors import HeadlightError
+from core.domain.identity import Role, Viewer
+from core.store import transaction
+from db.models import utcnow
+from ui.session import current_viewer
 
 FLASH = "admin.flash"
 SHOWN_ONCE = "admin.shown_once"
@@ -22,7 +23,7 @@ def _act(action: str, user_id: int, role: Role | None = None) -> None:
     """One button's action in one transaction; its outcome is shown on the next run."""
     viewer = current_viewer()
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             st.session_state[FLASH] = ("success", _do(session, viewer, action, user_id, role))
     except HeadlightError as exc:
         st.session_state[FLASH] = ("error", str(exc))
@@ -65,7 +66,7 @@ def main() -> None:
     if kind:
         (st.success if kind == "success" else st.error)(message)
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             users = accounts.list_users(session=session, viewer=viewer, now=utcnow())
     except HeadlightError as exc:
         st.error(str(exc))

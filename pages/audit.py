@@ -6,10 +6,11 @@ from datetime import date
 
 import streamlit as st
 
-from core import audit, library, permissions
-from core.errors import HeadlightError
-from core.render.session import current_viewer
+from core.access import audit, permissions
+from core.domain.errors import HeadlightError
+from core.store import transaction
 from db.audit import AuditFilters
+from ui.session import current_viewer
 
 TARGET_TYPES = {"": "Any item", "visualization": "Analyses", "comparison": "Comparisons", "user": "Accounts"}
 
@@ -47,10 +48,10 @@ def main() -> None:
         else "Events on your analyses and your account, newest first."
     )
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             choices = audit.action_choices(session=session, viewer=viewer)
         filters = _filters(choices, admin=viewer.is_admin)
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             rows = audit.events(session=session, viewer=viewer, filters=filters)
     except HeadlightError as exc:
         st.error(str(exc))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.errors import HeadlightError
-from core.render import atlas_view, batch_view
-from core.render.session import current_viewer, mark_active
+from core.domain.errors import HeadlightError
+from ui import atlas_view, batch_view
+from ui.session import current_viewer, mark_active
 
 
 def main() -> None:

@@ -6,18 +6,21 @@ import streamlit as st
 from pydantic import ValidationError
 from streamlit.delta_generator import DeltaGenerator
 
-from core import compare_store, library, permissions, presets
-from core.alignment import Granularity
-from core.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
-from core.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
-from core.errors import HeadlightError, validation_message
-from core.registry import ModelSpec
-from core.render.compare_view import generation_settings, render_outcome
-from core.render.preset_panel import render_preset_panel
-from core.render.run_page import RunPage, open_run_page
-from core.render.session import current_viewer
-from core.service import Actor, AnalysisService
+from core.access import permissions
+from core.attention.alignment import Granularity
+from core.domain.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
+from core.domain.errors import HeadlightError, validation_message
+from core.domain.identity import Actor
+from core.models.registry import ModelSpec
+from core.service.analysis_service import AnalysisService
+from core.service.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
+from core.store import comparisons as compare_store
+from core.store import presets, transaction
 from db.models import PresetScreen
+from ui.compare_view import generation_settings, render_outcome
+from ui.preset_panel import render_preset_panel
+from ui.run_page import RunPage, open_run_page
+from ui.session import current_viewer
 
 DEFAULT_TEXT = (
     "The quick brown fox jumps over the lazy dog. When the dog wakes up, it chases the fox "
@@ -68,7 +71,7 @@ def _save_panel(outcome: CompareOutcome) -> None:
         title = title_col.text_input("Title", max_chars=200, key="compare.save.title")
         if save_col.button("Save", key="compare.save.button", disabled=saved is not None):
             try:
-                with library.unit_of_work() as session:
+                with transaction.unit_of_work() as session:
                     saved = compare_store.save_comparison(
                         session=session,
                         viewer=current_viewer(),
@@ -87,7 +90,7 @@ def _save_panel(outcome: CompareOutcome) -> None:
 def _open_saved() -> None:
     with st.expander("Open a saved comparison"):
         try:
-            with library.unit_of_work() as session:
+            with transaction.unit_of_work() as session:
                 rows = compare_store.list_saved_comparisons(session=session, viewer=current_viewer())
         except HeadlightError as exc:
             st.error(str(exc))
@@ -99,7 +102,7 @@ def _open_saved() -> None:
         chosen = st.selectbox("Saved", list(labels), format_func=labels.__getitem__, key="compare.open.id")
         if st.button("Open", key="compare.open.button"):
             try:
-                with library.unit_of_work() as session:
+                with transaction.unit_of_work() as session:
                     st.session_state[OUTCOME] = compare_store.open_comparison(
                         session=session, viewer=current_viewer(), comparison_id=chosen
                     )

@@ -5,8 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import ValidationError
 
-from core import presets
-from core.analysis import (
+from core.domain.analysis import (
     MAX_NEW_TOKENS,
     MAX_TEXT_CHARS,
     MAX_TOP_K_NEXT,
@@ -14,13 +13,14 @@ from core.analysis import (
     AnalysisRequest,
     GenerationParams,
 )
-from core.errors import HeadlightError, validation_message
-from core.redaction import redact
-from core.render.analysis_view import render_analysis
-from core.render.preset_panel import clamp_view_state, render_preset_panel
-from core.render.run_page import open_run_page
-from core.render.save_panel import render_save_panel
+from core.domain.errors import HeadlightError, validation_message
+from core.service.redaction import redact
+from core.store import presets
 from db.models import PresetScreen
+from ui.analysis_view import render_analysis
+from ui.preset_panel import clamp_view_state, render_preset_panel
+from ui.run_page import open_run_page
+from ui.save_panel import render_save_panel
 
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog. The quick brown fox"
 

@@ -6,16 +6,19 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.orm import Session
 
-from core import export, library, permissions, records
-from core.analysis import Analysis
-from core.config import get_settings
-from core.errors import HeadlightError
-from core.permissions import Viewer
-from core.render import atlas_view, comparison_history, history_view, saved_view, share_panel
-from core.render.analysis_view import render_analysis
-from core.render.session import current_actor, current_viewer
-from core.resources import get_service
+from core.access import permissions
+from core.domain import errors
+from core.domain.analysis import Analysis
+from core.domain.errors import HeadlightError
+from core.domain.identity import Viewer
+from core.domain.settings import get_settings
+from core.store import analyses as library
+from core.store import export, records, transaction
 from db.models import Visualization
+from ui import atlas_view, comparison_history, history_view, saved_view, share_panel
+from ui.analysis_view import render_analysis
+from ui.resources import get_service
+from ui.session import current_actor, current_viewer
 
 RECOMPUTED = "history.recomputed"
 KINDS = {"analyses": "Analyses", "comparisons": "Comparisons", "atlases": "Head atlases"}
@@ -83,7 +86,7 @@ def _open(session: Session, viewer: Viewer) -> Visualization | None:
         return None
     try:
         return library.open_saved(session=session, viewer=viewer, visualization_id=open_id)
-    except library.NotFoundError as exc:
+    except errors.NotFoundError as exc:
         st.session_state.pop(history_view.OPEN, None)
         st.warning(str(exc))
         return None
@@ -112,7 +115,7 @@ def main() -> None:
 
 def _analyses(viewer: Viewer) -> None:
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             models, tags = library.filter_choices(session=session, viewer=viewer)
     except HeadlightError as exc:
         st.error(str(exc))
@@ -121,7 +124,7 @@ def _analyses(viewer: Viewer) -> None:
     query = history_view.query_widgets(models, tags, viewer)
     cursor = history_view.page_cursor(query)
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             page = library.search_history(session=session, viewer=viewer, query=query, cursor=cursor)
             record = None if query.trash else _open(session, viewer)
     except ValueError as exc:

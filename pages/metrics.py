@@ -6,11 +6,11 @@ import time
 
 import streamlit as st
 
-from core import metrics_view, system
-from core.render.model_analytics_view import render_model_analytics
-from core.render.session import current_viewer, mark_active
-from core.resources import get_service
-from core.telemetry import TELEMETRY
+from core.ops.telemetry import TELEMETRY
+from core.service import metrics_view, system
+from ui.model_analytics_view import render_model_analytics
+from ui.resources import get_service
+from ui.session import current_viewer, mark_active
 
 
 @st.fragment(run_every=3)

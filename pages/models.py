@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import library, model_admin, permissions
-from core.config import get_settings
-from core.errors import HeadlightError
-from core.render import models_view
-from core.render.session import current_viewer
-from core.resources import get_service
+from core.access import permissions
+from core.domain.errors import HeadlightError
+from core.domain.settings import get_settings
+from core.service import model_admin
+from core.store import transaction
+from ui import models_view
+from ui.resources import get_service
+from ui.session import current_viewer
 
 
 def main() -> None:
@@ -25,7 +27,7 @@ def main() -> None:
     if service.registry_source.last_error:
         st.warning(service.registry_source.last_error)
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             listing = model_admin.model_rows(
                 session=session, viewer=viewer, service=service, uploads_dir=settings.uploaded_models_dir
             )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth import PASSWORD_RULES
-from core.config import get_settings
-from core.render.auth import current_gate
-from core.render.session import current_viewer
-from db.models import Role
+from core.access.auth import PASSWORD_RULES
+from core.domain.identity import Role
+from core.domain.settings import get_settings
+from ui.auth import current_gate
+from ui.session import current_viewer
 
 
 def main() -> None:

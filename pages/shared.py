@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import compare_store, library, records, sharing
-from core.errors import HeadlightError
-from core.render.analysis_view import render_analysis
-from core.render.atlas_view import atlas_panel
-from core.render.compare_view import render_outcome
-from core.render.history_view import escaped_block
-from core.render.session import client_id
-from core.resources import get_share_limiter
-from core.sharing import RecordKind
+from core.domain.errors import HeadlightError
+from core.store import comparisons as compare_store
+from core.store import records, sharing, transaction
+from core.store.sharing import RecordKind
 from db.models import Atlas, Comparison, Visualization, utcnow
+from ui.analysis_view import render_analysis
+from ui.atlas_view import atlas_panel
+from ui.compare_view import render_outcome
+from ui.history_view import escaped_block
+from ui.resources import get_share_limiter
+from ui.session import client_id
 
 VIEWED = "shared.viewed"
 TITLES = {
@@ -41,7 +42,7 @@ def main() -> None:
         # An unknown kind reads as an analysis that does not exist: one answer for every bad link.
         kind, record_id = RecordKind.ANALYSIS, 0
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             record, link_id = sharing.open_link(
                 session=session,
                 limiter=get_share_limiter(),

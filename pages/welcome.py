@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.config import get_settings
+from core.domain.settings import get_settings
 
 
 def main() -> None:

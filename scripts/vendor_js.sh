@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Re-create core/render/assets/ (the JavaScript that bertviz views need) from npm.
+# Re-create ui/assets/ (the JavaScript that bertviz views need) from npm.
 #
 # bertviz loads require.js, d3 and jQuery from CDNs, which Headlight's users may not reach;
-# core/render/bertviz_html.py inlines these files instead. Versions are pinned to what
+# ui/bertviz_html.py inlines these files instead. Versions are pinned to what
 # bertviz 1.4.1 asks its CDN for (d3 5.7.0, require.js 2.3.6); bertviz asks for jQuery 2.0.0,
 # which npm does not carry, so 2.1.0, the first 2.x release there. Needs node/npm and the npm
 # registry. Usage:
@@ -14,7 +14,7 @@ JQUERY_VERSION=2.1.0
 REQUIREJS_VERSION=2.3.6
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-assets="$repo_root/core/render/assets"
+assets="$repo_root/ui/assets"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

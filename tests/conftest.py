@@ -25,9 +25,9 @@ os.environ.setdefault("HEADLIGHT_COOKIE_KEY", secrets.token_urlsafe(48))
 
 import pytest
 
-from core.config import Settings, get_settings
-from core.registry import Registry, load_registry
-from core.service import AnalysisService
+from core.domain.settings import Settings, get_settings
+from core.models.registry import Registry, load_registry
+from core.service.analysis_service import AnalysisService
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from core.analysis import (
+from core.domain.analysis import (
     Analysis,
     AnalysisMode,
     AnalysisRequest,

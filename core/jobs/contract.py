@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from enum import StrEnum
 
-from core.errors import HeadlightError
+from core.domain.errors import HeadlightError
 from db.models import JobRowStatus as RowStatus
 from db.models import JobStatus
 

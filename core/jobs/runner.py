@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from core.config import Settings
+from core.domain.settings import Settings
 from core.jobs import tasks
 from core.jobs.tasks import ModelSource, RunConfig, SessionFactory
 from db import jobs as jobs_db

@@ -25,14 +25,14 @@ import numpy as np
 from sqlalchemy import true
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import atlas
-from core.config import Settings
-from core.errors import HeadlightError
+from core.attention import atlas
+from core.domain.errors import HeadlightError
+from core.domain.settings import Settings
 from core.jobs import webhook
 from core.jobs.contract import FINISHED, EventKind, JobStatus, RowStatus, sources_of
 from core.jobs.retry import RetryPolicy, call_with_retries, is_transient
-from core.loading import LoadedModel
-from core.registry import ModelSpec
+from core.models.loading import LoadedModel
+from core.models.registry import ModelSpec
 from db import atlases as atlas_db
 from db import datasets as dataset_db
 from db import jobs as jobs_db
@@ -46,7 +46,7 @@ MAX_REPEATED_EVENTS = 20
 
 
 class ModelSource(Protocol):
-    """What the task needs from `core.service.AnalysisService`."""
+    """What the task needs from `core.service.analysis_service.AnalysisService`."""
 
     def load(self, model_id: str) -> tuple[LoadedModel, float]: ...
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.errors import HeadlightError
+from core.domain.errors import HeadlightError
 from core.jobs.contract import TransientError
 from core.jobs.retry import RetryPolicy, call_with_retries
 

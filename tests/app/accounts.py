@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from core import auth, library
-from core.permissions import Viewer
+from core.access import auth
+from core.domain.identity import Role, Viewer
+from core.store import transaction
 from db import users as users_db
-from db.models import Role
 
 # Only ever stored (hashed) in a test's temporary database.
 PASSWORD = "Test-pass-123"
@@ -16,7 +16,7 @@ LOGIN_BUTTON = "FormSubmitter:auth.login-Sign in"
 
 
 def add_account(username: str = "alice", role: Role = Role.ANALYST) -> Viewer:
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.create_user(
             session=session, username=username, password_hash=auth.hash_password(PASSWORD), role=role
         )

@@ -16,7 +16,7 @@ import pytest
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import app_test
 
-from core.config import get_settings
+from core.domain.settings import get_settings
 from db.session import dispose_all
 
 

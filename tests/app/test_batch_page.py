@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db.models import Role
+from core.domain.identity import Role
 from tests.app.accounts import add_account, signed_in
 
 APP = Path(__file__).resolve().parents[2] / "app.py"

@@ -71,8 +71,8 @@ def test_too_long_text_shows_count_and_limit(app: AppTest) -> None:
 @pytest.mark.model
 def test_repeat_is_cached_and_limit_refuses_politely(monkeypatch: pytest.MonkeyPatch) -> None:
     """A repeat is served from the cache; past the limit a run is refused and the result stays."""
-    from core.config import get_settings
-    from core.resources import get_service
+    from core.domain.settings import get_settings
+    from ui.resources import get_service
 
     monkeypatch.setenv("HEADLIGHT_RATE_LIMITS", '{"analyst": "2/minute", "anonymous": "2/minute"}')
     get_settings.cache_clear()

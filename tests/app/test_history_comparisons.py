@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
-from core import compare_store, library
-from core.compare import compare
-from db.models import Role
+from core.domain.identity import Role
+from core.service.compare import compare
+from core.store import comparisons as compare_store
+from core.store import transaction
 from tests.app.accounts import add_account
 from tests.app.test_history_page import captions, markdown, open_history
 from tests.app.test_sharing_pages import open_shared
@@ -20,7 +21,7 @@ def seed_comparison(title: str, owner: str = "alice") -> int:
     viewer = add_account(owner)
     a = make_analysis(TEXT, model_id="tiny-a", n_layers=2, n_heads=2)
     b = make_analysis(TEXT, model_id="tiny-b", n_layers=1, n_heads=3, seed=1)
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         return compare_store.save_comparison(
             session=session, viewer=viewer, comparison=compare(a, b), request=_request(), title=title
         )
@@ -83,7 +84,7 @@ def test_other_users_and_viewers_see_only_what_they_may(database: str) -> None:
 
 def test_atlas_is_listed_on_history_and_opens_read_only_by_link(database: str) -> None:
     viewer = add_account("alice")
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         atlas_id = _atlas(session, viewer, _upload(session, viewer))
     owner = open_history()
     owner.button_group(key="history.kind").set_value("atlases").run()

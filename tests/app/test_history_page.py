@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import auth, library
-from core.config import get_settings
+from core.access import auth
+from core.domain.settings import get_settings
+from core.store import analyses as library
+from core.store import transaction
 from db import users as users_db
 from tests.app.accounts import add_account, signed_in
 from tests.factories import make_analysis
@@ -21,10 +23,10 @@ ADD_NOTE = "FormSubmitter:history.note.add-Add note"
 
 def seed(*texts: str, tags: str = "") -> list[int]:
     """Save analyses of ``texts`` as alice (created on first use)."""
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.get_by_username(session=session, username="alice")
     viewer = auth.viewer_for(user) if user is not None else add_account("alice")
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         return [
             library.save_analysis(
                 session=session, viewer=viewer, analysis=make_analysis(text), title="", tags=tags

@@ -13,11 +13,12 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 from streamlit_authenticator.utilities import Encryptor
 
-from core import accounts, library
-from core.config import get_settings
-from core.service import Actor
+from core.access import accounts
+from core.domain.identity import Actor, Role
+from core.domain.settings import get_settings
+from core.store import transaction
 from db import users as users_db
-from db.models import AuditEvent, Role, User, utcnow
+from db.models import AuditEvent, User, utcnow
 from tests.app.accounts import PASSWORD, add_account, sign_in
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -37,13 +38,13 @@ def sidebar_errors(at: AppTest) -> list[str]:
 
 def audit_actions() -> list[str]:
     """The audit log's actions in order, without the registry's seeding at first start."""
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         query = select(AuditEvent.action).where(AuditEvent.target_type.is_distinct_from("model"))
         return list(session.scalars(query.order_by(AuditEvent.id)))
 
 
 def account(username: str) -> User:
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.get_by_username(session=session, username=username)
         assert user is not None
         return user
@@ -100,7 +101,7 @@ def test_repeated_failures_lock_the_account(database: str, settings_env) -> None
     assert "locked for 5 minutes" in sidebar_errors(at)[0]
     assert at.session_state["auth.viewer"].user_id is None
     assert audit_actions() == ["login.failure", "login.failure", "login.locked"]
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.get_by_username(session=session, username="alice")
         assert user is not None and user.locked_until is not None
         user.locked_until = utcnow() - timedelta(seconds=1)  # the lock has run out
@@ -122,7 +123,7 @@ def test_sign_out_returns_to_guest_mode(database: str) -> None:
 def test_deactivated_user_is_signed_out_on_the_next_run(database: str) -> None:
     add_account("alice")
     at = sign_in(start(), "alice")
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.get_by_username(session=session, username="alice")
         assert user is not None
         user.is_active = False
@@ -243,7 +244,7 @@ def test_a_password_reset_ends_sessions_signed_in_before_it(database: str) -> No
     admin = add_account("root", Role.ADMIN)
     stale = sign_in(start(), "alice")
     assert stale.session_state["auth.viewer"].user_id is not None
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         temporary = accounts.reset_password(session=session, viewer=admin, user_id=account("alice").id)
     stale.run()
     assert stale.session_state["auth.viewer"].user_id is None

@@ -9,11 +9,13 @@ from pathlib import Path
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core import drift, library, presets
-from core.analysis import GenerationParams
-from core.presets import GenerateSettings, GenerateView
+from core.domain.analysis import GenerationParams
+from core.domain.identity import Role
+from core.ops import drift
+from core.store import presets, transaction
+from core.store.presets import GenerateSettings, GenerateView
 from db import request_log as request_log_db
-from db.models import AuditEvent, PresetScreen, Role
+from db.models import AuditEvent, PresetScreen
 from tests.app.accounts import add_account, signed_in
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
@@ -50,7 +52,7 @@ def _seed_log(user_id: int) -> None:
                 **({"error_kind": "model_load", "error_message": "boom"} if i % 10 == 0 else {}),
             }
         )
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         request_log_db.insert_requests(session=session, rows=rows)
 
 
@@ -95,7 +97,7 @@ def test_generate_starts_from_a_preset(database: str) -> None:
         top_k_next=9,
         view=GenerateView(bertviz_view="model"),
     )
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         presets.create_preset(
             session=session,
             viewer=alice,
@@ -120,13 +122,13 @@ def test_generate_starts_from_a_preset(database: str) -> None:
     at.text_input(key="generate.presets.new_name").set_value("Three tokens").run()
     at.button(key="generate.presets.save").click().run()
     assert not at.exception
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         saved = {i.name: i for i in presets.list_presets(session=session, viewer=alice)}
     assert saved["Three tokens"].settings["generation"]["max_new_tokens"] == 3
 
 
 def _preset(owner: object, name: str, description: str = "", **settings: object) -> int:
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         return presets.create_preset(
             session=session,
             viewer=owner,
@@ -164,7 +166,7 @@ def test_edit_form_follows_the_chosen_preset(database: str) -> None:
     next(t for t in at.text_input if t.label == "Name").set_value("Preset B renamed")
     at.button(key="FormSubmitter:" + f"generate.presets.edit.{second}-Save changes").click().run()
     assert not at.exception
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         names = {i.id: i.name for i in presets.list_presets(session=session, viewer=alice)}
     assert names == {first: "Preset A", second: "Preset B renamed"}
 
@@ -177,7 +179,7 @@ def test_rendering_presets_writes_no_export_event_and_escapes_user_text(database
     for _ in range(3):
         at.run()
     assert not at.exception
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         exports = session.scalars(select(AuditEvent.id).where(AuditEvent.action == "preset.export")).all()
     assert exports == []
     captions = [c.value for c in at.caption]
@@ -187,7 +189,7 @@ def test_rendering_presets_writes_no_export_event_and_escapes_user_text(database
 
 def test_chat_template_preset_on_a_model_without_one_is_unticked(database: str) -> None:
     alice = add_account("alice")
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         presets.create_preset(
             session=session,
             viewer=alice,

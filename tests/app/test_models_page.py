@@ -10,14 +10,15 @@ import pytest
 from sqlalchemy import select, update
 from streamlit.testing.v1 import AppTest
 
-from core import library
-from core.config import Settings
-from core.loading import resolve_weights_dir
-from core.registry import Registry
-from core.render import models_view
-from core.resources import get_service
-from db.models import AnalysisRequestLog, AuditEvent, RegisteredModel, Role
+from core.domain.identity import Role
+from core.domain.settings import Settings
+from core.models.loading import resolve_weights_dir
+from core.models.registry import Registry
+from core.store import transaction
+from db.models import AnalysisRequestLog, AuditEvent, RegisteredModel
 from tests.app.accounts import add_account, signed_in
+from ui import models_view
+from ui.resources import get_service
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 TIMEOUT = 240
@@ -89,7 +90,7 @@ def test_admin_adds_loads_runs_and_turns_off_a_version(database: str, smollm2_co
     # Its analytics: the request log (written off the request path) names the new version;
     # the service's flush waits for the log's writer, so there is nothing to poll.
     get_service().flush()
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         logged = list(session.scalars(select(AnalysisRequestLog.model_id)))
     assert COPY in logged
     at.switch_page("pages/metrics.py").run()
@@ -102,7 +103,7 @@ def test_admin_adds_loads_runs_and_turns_off_a_version(database: str, smollm2_co
     assert "turned off" in plain(at.success[0].value)
     at.switch_page("pages/generate.py").run()
     assert not any("local-copy" in option for option in at.selectbox(key="generate.model").options)
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("model.%"))))
     assert {"model.add", "model.load", "model.disable"} <= actions
 
@@ -121,7 +122,7 @@ def test_bad_directory_is_refused_with_a_reason(database: str, tmp_path: Path) -
 def test_a_bad_registry_row_is_a_warning_not_a_broken_page(database: str) -> None:
     add_account("root", Role.ADMIN)
     at = models_screen("root")
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         session.execute(
             update(RegisteredModel).where(RegisteredModel.model_id == "gpt2").values(source={"type": "ftp"})
         )

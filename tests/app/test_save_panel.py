@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import library
-from core.config import get_settings
-from core.permissions import Viewer
-from core.render.auth import IDENTITY_STATE_KEY, Identity
-from core.service import Actor
-from db.models import Role
+from core.domain.identity import Actor, Role, Viewer
+from core.domain.settings import get_settings
+from core.store import analyses as library
+from core.store import transaction
 from tests.app.accounts import add_account, signed_in
 from tests.factories import make_analysis
+from ui.auth import IDENTITY_STATE_KEY, Identity
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -33,7 +32,7 @@ def generate_with(text: str, username: str | None = "alice") -> AppTest:
 
 
 def saved_titles(viewer: Viewer) -> list[tuple[str, tuple[str, ...]]]:
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         page = library.search_history(session=session, viewer=viewer, query=library.HistoryQuery())
     return [(row.title, row.tags) for row in page.rows]
 

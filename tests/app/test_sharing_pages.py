@@ -8,10 +8,10 @@ import bcrypt
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import library
-from core.config import get_settings
+from core.domain.identity import Role
+from core.domain.settings import get_settings
+from core.store import transaction
 from db import users as users_db
-from db.models import Role
 from tests.app.accounts import add_account, signed_in
 from tests.app.test_history_page import captions, open_history, seed
 
@@ -113,7 +113,7 @@ def test_admin_screen_manages_users_and_is_admins_only(database: str) -> None:
     password = admin.code[0].value
     admin.button(key="admin.active").click().run()
     assert "deactivated" in admin.success[0].value
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.get_by_username(session=session, username="ann")
         assert user is not None and (user.role, user.is_active) == (Role.VIEWER, False)
         assert bcrypt.checkpw(password.encode(), (user.password_hash or "").encode())

@@ -145,9 +145,9 @@ PASSWORD = "Browser-pass-42"
 @contextmanager
 def app_with_analyst(folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """The app on a fresh SQLite database in ``folder`` holding one analyst, alice."""
-    from core import auth
+    from core.access import auth
+    from core.domain.identity import Role
     from db import users as users_db
-    from db.models import Role
     from db.session import get_sessionmaker
 
     database = f"sqlite:///{folder / 'app.db'}"

@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-from core.config import get_settings
-from core.loading import resolve_weights_dir
-from core.registry import load_registry
+from core.domain.settings import get_settings
+from core.models.loading import resolve_weights_dir
+from core.models.registry import load_registry
 from tests.browser.conftest import wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]

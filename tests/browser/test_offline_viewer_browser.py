@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core import export
-from core.records import record_fields
+from core.store import export
+from core.store.records import record_fields
 from db.models import Annotation, User, Visualization
 from tests.factories import make_analysis
 

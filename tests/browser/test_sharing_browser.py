@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import get_settings
+from core.domain.settings import get_settings
 from tests.browser.conftest import app_with_analyst, sign_in, wait_for_app, wait_for_fresh_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.model]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.alignment import (
+from core.attention.alignment import (
     Granularity,
     SpanPieces,
     align,
@@ -13,7 +13,7 @@ from core.alignment import (
     membership,
     text_spans,
 )
-from core.errors import HeadlightError
+from core.domain.errors import HeadlightError
 
 TEXT = "The fox's den."
 # Byte-level BPE style (SmolLM2): leading spaces inside tokens, "'s" covers two word spans.

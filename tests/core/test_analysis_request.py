@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.analysis import MAX_TEXT_CHARS, AnalysisMode, AnalysisRequest, GenerationParams
-from core.errors import validation_message
+from core.domain.analysis import MAX_TEXT_CHARS, AnalysisMode, AnalysisRequest, GenerationParams
+from core.domain.errors import validation_message
 
 
 def test_control_characters_stripped_and_text_normalised() -> None:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import atlas, datasets
-from core.atlas import ATLAS_STATS, AtlasAccumulator, AtlasResult
-from core.stats import induction_score, layer_head_stats
+from core.attention import atlas
+from core.attention.atlas import ATLAS_STATS, AtlasAccumulator, AtlasResult
+from core.attention.stats import induction_score, layer_head_stats
+from core.store import datasets
 from tests.core.tiny import tiny_model
 
 
@@ -47,7 +48,7 @@ def test_induction_head_on_a_repeated_block() -> None:
     layer = np.concatenate([induction_head, previous_head])
     scores = atlas.induction_scores(layer, ids, special)
     assert scores[0] == pytest.approx(1.0) and scores[1] == pytest.approx(0.0)
-    # Exactly core.stats.induction_score over the block.
+    # Exactly core.attention.stats.induction_score over the block.
     block_scores = induction_score(layer[:, 1 : 1 + 2 * period, 1 : 1 + 2 * period], period)
     np.testing.assert_allclose(scores, block_scores)
 

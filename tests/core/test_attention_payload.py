@@ -10,8 +10,8 @@ import re
 import numpy as np
 import pytest
 
-from core.analysis import Analysis
-from core.attention_payload import (
+from core.attention.compact import CompactAttention, compact_from_full, index_dtype, overview_edges
+from core.attention.payload import (
     JSON_OVERHEAD,
     THUMB_SIZE,
     HeadDetail,
@@ -22,11 +22,11 @@ from core.attention_payload import (
     resolve_head_detail,
     thumbnails,
 )
-from core.compact import CompactAttention, compact_from_full, index_dtype, overview_edges
-from core.errors import HeadlightError
-from core.render.attention_view import FRONTEND
-from core.stats import STAT_NAMES
+from core.attention.stats import STAT_NAMES
+from core.domain.analysis import Analysis
+from core.domain.errors import HeadlightError
 from tests.factories import make_analysis
+from ui.attention_view import FRONTEND
 
 QUANT = 1 / 510  # uint8 rounding: half a code step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core import auth
+from core.access import auth
 from db.models import User
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.render import bertviz_html
-from core.render.bertviz_html import (
+from ui import bertviz_html
+from ui.bertviz_html import (
     BERTVIZ_MAX_BYTES,
     BERTVIZ_MAX_LINES,
     estimate_payload_bytes,
@@ -214,7 +214,7 @@ def test_module_imports_without_torch_or_streamlit() -> None:
     """Rendering the head and model views needs neither torch, IPython nor streamlit."""
     code = (
         "import sys, numpy as np\n"
-        "from core.render.bertviz_html import head_view_html\n"
+        "from ui.bertviz_html import head_view_html\n"
         "head_view_html(np.ones((1, 1, 1, 1)), ['a'])\n"
         "print(sorted({'torch', 'IPython', 'streamlit'} & set(sys.modules)))\n"
     )

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from core.compact import (
+from core.attention.compact import (
     FORMAT_VERSION,
     HEADER_RESERVE,
     MAGIC,
@@ -24,7 +24,7 @@ from core.compact import (
     overview_edges,
     overview_map,
 )
-from core.stats import STAT_NAMES, layer_head_stats
+from core.attention.stats import STAT_NAMES, layer_head_stats
 
 VALUE_TOLERANCE = 1 / 510 + 1e-6  # documented max error of uint8 top-k values
 

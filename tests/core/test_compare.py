@@ -8,11 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from core import compare as compare_module
-from core.alignment import text_spans
-from core.analysis import Analysis, AnalysisRequest, GenerationParams
-from core.compact import compact_from_full
-from core.compare import (
+from core.attention.alignment import text_spans
+from core.attention.compact import compact_from_full
+from core.domain.analysis import Analysis, AnalysisRequest, GenerationParams
+from core.domain.errors import HeadlightError
+from core.domain.identity import ANONYMOUS_ACTOR
+from core.models.inference import analyse
+from core.models.loading import LoadedModel
+from core.service import compare as compare_module
+from core.service.analysis_service import AnalysisService
+from core.service.compare import (
     CompareRequest,
     Comparison,
     compare,
@@ -21,10 +26,6 @@ from core.compare import (
     head_similarity,
     run_comparison,
 )
-from core.errors import HeadlightError
-from core.inference import analyse
-from core.loading import LoadedModel
-from core.service import ANONYMOUS_ACTOR, AnalysisService
 from tests.core.tiny import tiny_model
 from tests.factories import make_analysis
 

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from core import datasets
-from core.datasets import DatasetError, DatasetFormat, SkipReason
+from core.store import datasets
+from core.store.datasets import DatasetError, DatasetFormat, SkipReason
 from tests.core.tiny import tiny_model
 
 

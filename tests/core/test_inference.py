@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams
-from core.errors import HeadlightError, InputTooLongError
-from core.inference import analyse, attention_modules
-from core.loading import LoadedModel
+from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
+from core.domain.errors import HeadlightError, InputTooLongError
+from core.models.inference import analyse, attention_modules
+from core.models.loading import LoadedModel
 from tests.core.tiny import tiny_model
 
 BIG = 1 << 40  # keep full attention whatever the length

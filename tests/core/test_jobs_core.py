@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from core.errors import HeadlightError
+from core.domain.errors import HeadlightError
 from core.jobs import webhook
 from core.jobs.contract import (
     ACTIVE,
@@ -193,7 +193,7 @@ def test_webhook_reaches_a_real_http_server(hook_server: str) -> None:
 
 def test_celery_app_routes_to_the_batch_queue_and_acks_late() -> None:
     """The task lives on its own queue, is acknowledged after it returns, and retries transient errors."""
-    from core.jobs import celery_app
+    from core.service import celery_worker as celery_app
 
     app = celery_app.make_app("redis://127.0.0.1:1/0")
     assert app.conf.task_default_queue == "batch" and app.conf.task_acks_late

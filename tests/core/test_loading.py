@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.config import Settings
-from core.device import choose_device, choose_dtype
-from core.errors import ModelUnavailableError
-from core.loading import LoadedModel, load_model, resolve_weights_dir
-from core.registry import Registry
+from core.domain.errors import ModelUnavailableError
+from core.domain.settings import Settings
+from core.models.device import choose_device, choose_dtype
+from core.models.loading import LoadedModel, load_model, resolve_weights_dir
+from core.models.registry import Registry
 
 
 def test_device_choice_prefers_accelerators(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,11 +6,11 @@ import io
 import json
 import logging
 
-from core import metrics_view, system
-from core.cache import MemoryCache, RedisCache
-from core.logs import build_handler, configure_logging, log_context
-from core.model_pool import LoadFailure, ModelPool
-from core.telemetry import AnalysisEvent
+from core.models.pool import LoadFailure, ModelPool
+from core.ops.logs import build_handler, configure_logging, log_context
+from core.ops.telemetry import AnalysisEvent
+from core.service import metrics_view, system
+from core.service.cache import MemoryCache, RedisCache
 
 NOW = 1_700_000_000.0
 EVENTS = [

@@ -9,14 +9,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core import drift
-from core.analysis import AnalysisMode, AnalysisRequest
-from core.config import Settings
-from core.errors import ModelLoadError
-from core.rate_limit import RateDecision, RateLimitedError
-from core.registry import Registry
-from core.request_log import RequestEntry, RequestLog, RequestTarget, entry_for, error_kind, user_id_from_key
-from core.service import ANONYMOUS_ACTOR, AnalysisService
+from core.domain.analysis import AnalysisMode, AnalysisRequest
+from core.domain.errors import ModelLoadError
+from core.domain.identity import ANONYMOUS_ACTOR
+from core.domain.settings import Settings
+from core.models.registry import Registry
+from core.ops import drift
+from core.service.analysis_service import AnalysisService
+from core.service.rate_limit import RateDecision, RateLimitedError
+from core.store.request_log import (
+    RequestEntry,
+    RequestLog,
+    RequestTarget,
+    entry_for,
+    error_kind,
+    user_id_from_key,
+)
 
 
 def _profiles(

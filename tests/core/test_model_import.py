@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.model_import import (
+from core.models.import_checks import (
     ModelCheckError,
     check_commit_sha,
     check_hub_id,
@@ -275,7 +275,7 @@ def test_tar_path_traversal_and_absolute_names_are_refused(name: str, tmp_path: 
 def test_tar_members_are_counted_as_they_come(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The member budget stops a tar while it is read (no getmembers() of the whole stream)."""
     monkeypatch.setattr(tarfile.TarFile, "getmembers", lambda self: pytest.fail("whole index read"))
-    monkeypatch.setattr("core.model_import.MAX_ARCHIVE_MEMBERS", 3)
+    monkeypatch.setattr("core.models.import_checks.MAX_ARCHIVE_MEMBERS", 3)
     members = [tarfile.TarInfo(f"m/f{i}") for i in range(5)]
     for member in members:
         member.size = 1

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import REGISTRY
 
-from core.errors import ModelLoadError, ModelUnavailableError
-from core.model_pool import ModelPool
-from core.registry import ModelSource, ModelSpec
+from core.domain.errors import ModelLoadError, ModelUnavailableError
+from core.models.pool import ModelPool
+from core.models.registry import ModelSource, ModelSpec
 
 
 def _spec(model_id: str) -> ModelSpec:

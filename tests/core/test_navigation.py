@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core import navigation
-from core.permissions import ANONYMOUS, Viewer
-from db.models import Role
+from core.access import navigation
+from core.domain.identity import ANONYMOUS, Role, Viewer
 
 ALWAYS_HIDDEN = "Shared analysis"
 

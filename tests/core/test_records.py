@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from core import compact as compact_codec
-from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams
-from core.errors import HeadlightError
-from core.inference import analyse
-from core.records import analysis_from_record, recompute, record_fields, request_from_record
+from core.attention import compact as compact_codec
+from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
+from core.domain.errors import HeadlightError
+from core.models.inference import analyse
+from core.store.records import analysis_from_record, recompute, record_fields, request_from_record
 from db.models import Visualization
 from tests.core.tiny import tiny_model
 from tests.factories import make_analysis

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.redaction import redact
+from core.service.redaction import redact
 
 EMAIL_THREAD = """Hi Dana,
 please send the invoice to j.smith+billing@example.co.uk and copy ops@acme-corp.io.

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UnknownModelError
-from core.registry import ModelSource, ModelSpec, Registry, availability, load_registry
+from core.domain.errors import UnknownModelError
+from core.models.registry import ModelSource, ModelSpec, Registry, availability, load_registry
 
 
 def test_shipped_registry_has_the_required_models(registry: Registry) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import plots
-from core.analysis import AnalysisMode
-from core.inference import analyse
-from core.render.text import next_token_rows, prompt_and_continuation_html
+from core.domain.analysis import AnalysisMode
+from core.models.inference import analyse
 from tests.core.test_inference import BIG, _request
 from tests.core.tiny import tiny_model
+from ui import plots
+from ui.text import next_token_rows, prompt_and_continuation_html
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core import config, secrets
-from core.config import Settings
+from core.access import secrets
+from core.domain import settings as config
+from core.domain.settings import Settings
 
 GOOD_KEY = "k" * 20 + "Qx9-" * 8
 

@@ -18,15 +18,16 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams
-from core.cache import MemoryCache, RedisCache
-from core.config import Settings
-from core.model_pool import ModelPool
-from core.rate_limit import RateLimitedError, RateLimiter
-from core.registry import Registry
-from core.serialization import analysis_from_bytes, analysis_to_bytes
-from core.service import Actor, AnalysisService
-from core.telemetry import Telemetry
+from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
+from core.domain.identity import Actor
+from core.domain.settings import Settings
+from core.models.pool import ModelPool
+from core.models.registry import Registry
+from core.ops.telemetry import Telemetry
+from core.service.analysis_service import AnalysisService
+from core.service.cache import MemoryCache, RedisCache
+from core.service.codec import analysis_from_bytes, analysis_to_bytes
+from core.service.rate_limit import RateLimitedError, RateLimiter
 from tests.core.tiny import tiny_model
 
 TINY = tiny_model("causal", n_layers=2, n_heads=4)

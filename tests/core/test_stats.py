@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.stats import (
-    STAT_NAMES,
-    head_stats,
-    induction_score,
-    layer_head_stats,
-    query_blocks,
-)
+from core.attention.stats import STAT_NAMES, head_stats, induction_score, layer_head_stats, query_blocks
 
 
 def _identity(n_heads: int, seq_len: int) -> np.ndarray:

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.analysis import AnalysisMode, AnalysisRequest, GenerationParams
-from core.compact import compact_from_full
-from core.errors import HeadlightError
-from core.inference import analyse, attention_modules, layer_attention
-from core.loading import LoadedModel
-from core.service import AnalysisService
+from core.attention.compact import compact_from_full
+from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
+from core.domain.errors import HeadlightError
+from core.models.inference import analyse, attention_modules, layer_attention
+from core.models.loading import LoadedModel
+from core.service.analysis_service import AnalysisService
 from tests.core.tiny import tiny_model
 
 TEXT = "the cat sat on the mat and then the cat sat down again on the mat"

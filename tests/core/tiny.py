@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
-from core.analysis import ModelInfo
-from core.loading import LoadedModel, weight_bytes
-from core.registry import ModelSource, ModelSpec, availability
+from core.domain.analysis import ModelInfo
+from core.models.loading import LoadedModel, weight_bytes
+from core.models.registry import ModelSource, ModelSpec, availability
 
 MINILM = ModelSpec(
     id="all-minilm-l6-v2",

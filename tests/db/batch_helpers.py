@@ -10,14 +10,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import ModelDisabledError
+from core.domain.errors import ModelDisabledError
+from core.domain.identity import Role
 from core.jobs.contract import EventKind
 from core.jobs.tasks import KIND_ATLAS, atlas_params
-from core.loading import LoadedModel
-from core.registry import ModelSpec
+from core.models.loading import LoadedModel
+from core.models.registry import ModelSpec
 from db import datasets as dataset_db
 from db import jobs as jobs_db
-from db.models import JobEvent, JobRow, Role, User
+from db.models import JobEvent, JobRow, User
 from db.session import init_db, make_engine
 
 

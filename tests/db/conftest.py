@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from core.permissions import Viewer
-from db.models import Role, User
+from core.domain.identity import Role, Viewer
+from db.models import User
 from db.session import init_db, make_engine
 
 POSTGRES_URL = os.environ.get(

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core import library
-from core.permissions import Viewer
+from core.domain.identity import Viewer
+from core.store import analyses as library
 from db.models import Visualization
 from tests.factories import make_analysis
 

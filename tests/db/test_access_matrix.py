@@ -15,11 +15,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from core import audit, compare_store, library, sharing
-from core.compare import compare
-from core.library import HistoryQuery, NotFoundError, PermissionDeniedError
-from core.permissions import ANONYMOUS, Viewer
-from db.models import Annotation, Role, ShareLink, Visualization, utcnow
+from core.access import audit
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import ANONYMOUS, Role, Viewer
+from core.service.compare import compare
+from core.store import analyses as library
+from core.store import comparisons as compare_store
+from core.store import sharing
+from core.store.analyses import HistoryQuery
+from db.models import Annotation, ShareLink, Visualization, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
 from tests.db.test_comparison_store import TEXT, _request

@@ -7,11 +7,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import accounts, auth
-from core.auth import AccountError
-from core.library import NotFoundError, PermissionDeniedError
+from core.access import accounts, auth
+from core.access.auth import AccountError
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import Role
 from db import users as users_db
-from db.models import AuditEvent, Role, User, utcnow
+from db.models import AuditEvent, User, utcnow
 from tests.db.conftest import UserFactory
 
 

@@ -1,4 +1,4 @@
-"""`python -m core.admin`: the first admin and password resets, with no password on the command line."""
+"""`python -m core.service.admin_cli`: the first admin and password resets, no password in argv."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from core import admin, library
-from core.config import get_settings
+from core.domain.identity import Role
+from core.domain.settings import get_settings
+from core.service import admin_cli as admin
+from core.store import transaction
 from db import users as users_db
-from db.models import Role
 from db.session import dispose_all
 
 PASSWORD = "Admin-pass-2026"
@@ -39,7 +40,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def stored_hash(username: str) -> tuple[Role, str]:
-    with library.unit_of_work() as session:
+    with transaction.unit_of_work() as session:
         user = users_db.get_by_username(session=session, username=username)
         assert user is not None and user.password_hash is not None
         return user.role, user.password_hash

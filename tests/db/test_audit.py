@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from core import audit, auth, batch, library, sharing
-from core.permissions import ANONYMOUS
+from core.access import audit, auth
+from core.domain.identity import ANONYMOUS
+from core.service import batch
+from core.store import analyses as library
+from core.store import sharing
 from db.audit import AuditFilters, AuditRow
 from db.models import AuditEvent, Job, utcnow
 from tests.db.conftest import UserFactory

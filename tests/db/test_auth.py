@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit, auth
-from core.auth import AccountError, LoginPolicy
+from core.access import audit, auth
+from core.access.auth import AccountError, LoginPolicy
+from core.domain.identity import Role
 from db import users as users_db
-from db.models import AuditEvent, Role, User, utcnow
+from db.models import AuditEvent, User, utcnow
 
 POLICY = LoginPolicy(max_failures=3, lock_minutes=10)
 PASSWORD = "Correct-horse-42"

@@ -10,18 +10,20 @@ import pytest
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from core import batch, datasets
-from core.atlas import ATLAS_STATS, AtlasAccumulator
-from core.datasets import DatasetFormat
+from core.access.permissions import Scope
+from core.attention.atlas import ATLAS_STATS, AtlasAccumulator
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import Role, Viewer
 from core.jobs.contract import JobStatus, RowStatus
-from core.library import NotFoundError, PermissionDeniedError
-from core.permissions import Scope, Viewer
-from core.registry import Registry
+from core.models.registry import Registry
+from core.service import batch
+from core.store import datasets
+from core.store.datasets import DatasetFormat
 from db import atlases as atlas_db
 from db import datasets as dataset_db
 from db import jobs as jobs_db
 from db import purge as purge_command
-from db.models import Atlas, Dataset, DatasetRow, JobRow, Role, utcnow
+from db.models import Atlas, Dataset, DatasetRow, JobRow, utcnow
 from tests.core.tiny import tiny_model
 from tests.db.batch_helpers import FakeService
 from tests.db.conftest import UserFactory

@@ -22,16 +22,16 @@ import torch
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import batch
-from core.config import Settings, get_settings
-from core.jobs import celery_app
-from core.jobs.celery_app import CeleryDispatcher, make_app
+from core.domain.identity import Role, Viewer
+from core.domain.settings import Settings, get_settings
 from core.jobs.contract import JobStatus, RowStatus
 from core.jobs.tasks import RunConfig, run_job
-from core.permissions import Viewer
-from core.registry import Registry
+from core.models.registry import Registry
+from core.service import batch
+from core.service import celery_worker as celery_app
+from core.service.celery_worker import CeleryDispatcher, make_app
 from db import datasets as dataset_db
-from db.models import Atlas, Job, JobEvent, JobRow, Role, User
+from db.models import Atlas, Job, JobEvent, JobRow, User
 from db.session import dispose_all, init_db, make_engine
 from tests.db.batch_helpers import FakeService, texts
 
@@ -84,7 +84,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, se
 
 
 class Worker:
-    """``celery -A core.jobs.celery_app worker -Q batch --pool=solo`` as a subprocess."""
+    """``celery -A core.service.celery_worker worker -Q batch --pool=solo`` as a subprocess."""
 
     def __init__(self, database_url: str, redis_url: str, log: Path) -> None:
         self.env = {
@@ -106,7 +106,7 @@ class Worker:
         command = [
             celery,
             "-A",
-            "core.jobs.celery_app",
+            "core.service.celery_worker",
             "worker",
             "-Q",
             "batch",

@@ -7,13 +7,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import compare_store
-from core.analysis import GenerationParams
-from core.compare import CompareRequest, compare
-from core.errors import HeadlightError
-from core.library import NotFoundError, PermissionDeniedError
-from core.permissions import ANONYMOUS, Viewer
-from db.models import AuditEvent, Grant, Role
+from core.domain.analysis import GenerationParams
+from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
+from core.domain.identity import ANONYMOUS, Role, Viewer
+from core.service.compare import CompareRequest, compare
+from core.store import comparisons as compare_store
+from db.models import AuditEvent, Grant
 from db.models import Comparison as ComparisonRecord
 from tests.db.conftest import UserFactory
 from tests.factories import make_analysis

@@ -15,11 +15,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import compact as compact_codec
-from core import export, library
-from core.export import ImportFileError
-from core.records import analysis_from_record
-from core.render.offline_viewer import script_json
+from core.attention import compact as compact_codec
+from core.store import analyses as library
+from core.store import export
+from core.store.export import ImportFileError
+from core.store.offline_viewer import script_json
+from core.store.records import analysis_from_record
 from db.models import Visualization
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save

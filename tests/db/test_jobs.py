@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from core import atlas, batch
+from core.attention import atlas
+from core.domain.identity import Role, Viewer
 from core.jobs import tasks, webhook
 from core.jobs.contract import JobStatus, RowStatus, TransientError
 from core.jobs.retry import RetryPolicy
 from core.jobs.tasks import RunConfig, run_job
-from core.loading import LoadedModel
-from core.permissions import Viewer
+from core.models.loading import LoadedModel
+from core.service import batch
 from db import jobs as jobs_db
-from db.models import Atlas, Job, JobRow, Role, utcnow
+from db.models import Atlas, Job, JobRow, utcnow
 from tests.core.tiny import tiny_model
 from tests.db.batch_helpers import FakeService, committing_factory, event_kinds, job_rows, seed_job, texts
 

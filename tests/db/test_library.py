@@ -8,14 +8,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import library
-from core.config import get_settings
-from core.errors import HeadlightError
-from core.library import HistoryQuery, NotFoundError, StorageError
+from core.domain.errors import HeadlightError, NotFoundError, StorageError
+from core.domain.identity import Role
+from core.domain.settings import get_settings
+from core.store import analyses as library
+from core.store import transaction
+from core.store.analyses import HistoryQuery
 from db import purge as purge_command
 from db import session as db_session
 from db import users as users_db
-from db.models import Annotation, AuditEvent, Comparison, Role, Visualization, VisualizationTag, utcnow
+from db.models import Annotation, AuditEvent, Comparison, Visualization, VisualizationTag, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
 from tests.factories import make_analysis
@@ -134,7 +136,7 @@ def test_database_down_is_a_clear_storage_error(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/nothing?connect_timeout=2")
     get_settings.cache_clear()
     try:
-        with pytest.raises(StorageError, match="unavailable"), library.unit_of_work():
+        with pytest.raises(StorageError, match="unavailable"), transaction.unit_of_work():
             pass
         assert not db_session._factories
     finally:
@@ -147,14 +149,14 @@ def test_unit_of_work_commits_and_maps_integrity_errors(tmp_path, monkeypatch: p
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'uow.db'}")
     get_settings.cache_clear()
     try:
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             user_id = users_db.create_user(
                 session=session, username="kept", password_hash="x", role=Role.ANALYST
             ).id
-        with library.unit_of_work() as session:
+        with transaction.unit_of_work() as session:
             kept = users_db.get_by_username(session=session, username="kept")
             assert kept is not None and kept.id == user_id  # committed, found again
-        with pytest.raises(StorageError, match="refused"), library.unit_of_work() as session:
+        with pytest.raises(StorageError, match="refused"), transaction.unit_of_work() as session:
             session.add(
                 Comparison(
                     owner_id=10**6,
@@ -166,7 +168,7 @@ def test_unit_of_work_commits_and_maps_integrity_errors(tmp_path, monkeypatch: p
                     text="t",
                 )
             )
-        with pytest.raises(KeyError), library.unit_of_work():
+        with pytest.raises(KeyError), transaction.unit_of_work():
             raise KeyError("not a database error")
         assert purge_command.main(["--days", "0"]) == 0
         with pytest.raises(SystemExit):

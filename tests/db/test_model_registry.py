@@ -15,16 +15,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import model_admin
-from core.analysis import AnalysisRequest
-from core.config import Settings
-from core.errors import ModelDisabledError
-from core.live_registry import MODEL_SEED, MODEL_SEED_UPDATE, LiveRegistry
-from core.model_admin import ModelAdminError, NewModel
-from core.model_import import ModelCheckError
-from core.permissions import Viewer
-from core.service import AnalysisService
-from db.models import AuditEvent, ModelOrigin, RegisteredModel, Role
+from core.domain.analysis import AnalysisRequest
+from core.domain.errors import ModelDisabledError
+from core.domain.identity import Role, Viewer
+from core.domain.settings import Settings
+from core.models.import_checks import ModelCheckError
+from core.service import model_admin
+from core.service.analysis_service import AnalysisService
+from core.service.model_admin import ModelAdminError, NewModel
+from core.store.model_registry import MODEL_SEED, MODEL_SEED_UPDATE, LiveRegistry
+from db.models import AuditEvent, ModelOrigin, RegisteredModel
 from tests.core.tiny import save_tiny
 from tests.db.conftest import UserFactory
 

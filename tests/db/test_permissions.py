@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from core import library, permissions
-from core.library import HistoryQuery, NotFoundError, PermissionDeniedError
-from core.permissions import ANONYMOUS, Scope, Viewer
-from db.models import Grant, Role, Visualization, VisualizationTag, utcnow
+from core.access import permissions
+from core.access.permissions import Scope
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import ANONYMOUS, Role, Viewer
+from core.store import analyses as library
+from core.store.analyses import HistoryQuery
+from db.models import Grant, Visualization, VisualizationTag, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
 from tests.factories import make_analysis

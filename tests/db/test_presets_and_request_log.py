@@ -12,16 +12,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import drift, model_analytics, permissions, presets
-from core.analysis import GenerationParams
-from core.library import NotFoundError, PermissionDeniedError
-from core.model_analytics import DriftWindows
-from core.permissions import Viewer
-from core.presets import GenerateSettings, GenerateView, PresetError
-from core.request_log import RequestEntry, RequestLog
+from core.access import permissions
+from core.domain.analysis import GenerationParams
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import Role, Viewer
+from core.ops import drift
+from core.service import model_analytics
+from core.service.model_analytics import DriftWindows
+from core.store import presets
+from core.store.presets import GenerateSettings, GenerateView, PresetError
+from core.store.request_log import RequestEntry, RequestLog
 from db import purge as purge_command
 from db import request_log as request_log_db
-from db.models import AnalysisRequestLog, AuditEvent, Preset, PresetScreen, Role
+from db.models import AnalysisRequestLog, AuditEvent, Preset, PresetScreen
 from tests.db.conftest import UserFactory
 
 SETTINGS = GenerateSettings(

@@ -14,7 +14,7 @@ from core.jobs.contract import JobStatus, RowStatus
 from core.jobs.retry import RetryPolicy
 from core.jobs.runner import EmbeddedRunner, backend_for
 from core.jobs.tasks import RunConfig
-from core.loading import LoadedModel
+from core.models.loading import LoadedModel
 from db import jobs as jobs_db
 from db.models import Job, utcnow
 from tests.core.tiny import tiny_model

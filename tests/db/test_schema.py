@@ -14,7 +14,8 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.records import record_fields
+from core.domain.identity import Role
+from core.store.records import record_fields
 from db import session as db_session
 from db.models import (
     MAX_ATTENTION_BYTES,
@@ -26,7 +27,6 @@ from db.models import (
     Grant,
     Job,
     JobStatus,
-    Role,
     ShareLink,
     User,
     Visualization,
@@ -193,7 +193,7 @@ def test_naive_timestamps_are_refused(session: Session) -> None:
 
 def test_sessionmaker_is_cached_and_migrates_once(tmp_path, monkeypatch) -> None:
     """One factory per URL; the default URL is a SQLite file under the data directory."""
-    from core.config import get_settings
+    from core.domain.settings import get_settings
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("HEADLIGHT_DATA_DIR", str(tmp_path / "data"))

@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import library
-from core.library import HistoryQuery
-from core.permissions import Scope, Viewer
+from core.access.permissions import Scope
+from core.domain.identity import Role, Viewer
+from core.store import analyses as library
+from core.store.analyses import HistoryQuery
 from db import search
-from db.models import Grant, Role, Visualization
+from db.models import Grant, Visualization
 from db.search import Cursor, Sort, fts5_query
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save

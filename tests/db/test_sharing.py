@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import library, sharing
-from core.library import NotFoundError, PermissionDeniedError
-from core.permissions import ANONYMOUS
-from core.rate_limit import RateLimiter
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import ANONYMOUS
+from core.service.rate_limit import RateLimiter
+from core.store import analyses as library
+from core.store import sharing
 from db.models import AuditEvent, ShareLink, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save

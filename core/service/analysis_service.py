@@ -1,0 +1,260 @@
+"""The analysis service: one entry point from a validated request to an `Analysis`.
+
+Order matters: the rate limit is taken before any work, so a refused request does nothing;
+the cache is consulted before the model, so a hit never loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from core.domain.analysis import Analysis, AnalysisRequest
+from core.domain.errors import HeadlightError, ModelDisabledError
+from core.domain.identity import ANONYMOUS_ACTOR, Actor
+from core.domain.settings import Settings
+from core.models.inference import Progress, analyse, layer_attention
+from core.models.loading import LoadedModel, load_model
+from core.models.pool import ModelPool
+from core.models.registry import ModelSpec, Registry
+from core.ops import metrics
+from core.ops.logs import log_context
+from core.ops.telemetry import TELEMETRY, AnalysisEvent, Telemetry
+from core.service.cache import ResultCache
+from core.service.codec import analysis_from_bytes, analysis_to_bytes
+from core.service.rate_limit import RateDecision, RateLimiter
+from core.store.model_registry import RegistrySource, StaticRegistry
+from core.store.request_log import RequestLog, RequestTarget, entry_for
+
+log = logging.getLogger(__name__)
+
+# Full attention rides along in the cache only while small (covers every bertviz length).
+CACHE_FULL_MAX_BYTES = 16 * 1024 * 1024
+
+
+class AnalysisService:
+    """Owns the registry, model pool, cache and limits; shared by every session of a process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry | RegistrySource,
+        *,
+        pool: ModelPool | None = None,
+        cache: ResultCache | None = None,
+        limiter: RateLimiter | None = None,
+        telemetry: Telemetry = TELEMETRY,
+        request_log: RequestLog | None = None,
+    ) -> None:
+        self.settings = settings
+        # The live registry (core/store/model_registry.py) in the app; a fixed one in tests and scripts.
+        self.registry_source = StaticRegistry(registry) if isinstance(registry, Registry) else registry
+        self.pool = pool or ModelPool(
+            lambda spec: load_model(
+                spec, cache_dir=settings.model_cache_dir, device_preference=settings.device
+            ),
+            budget_bytes=settings.model_memory_budget_mb * 1024 * 1024,
+        )
+        self.cache = cache
+        self.limiter = limiter
+        self.telemetry = telemetry
+        # The persisted per-request log (analytics, drift); None keeps a service database-free.
+        self.request_log = request_log
+        # Serialising for the cache (and building the compact form) happens off the request path.
+        self._cache_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-writer")
+
+    @property
+    def registry(self) -> Registry:
+        """The current registry snapshot (cheap: cached, re-read after changes)."""
+        return self.registry_source.current()
+
+    def model_choices(self) -> list[tuple[ModelSpec, str | None]]:
+        """Every enabled model, the default first, with None if usable here, else the reason it is not.
+
+        Disabled models are left out: they vanish from the pickers, while `registry.get` still
+        finds them for saved analyses.
+        """
+        choices = []
+        for spec in self.registry.enabled():
+            where = self.registry_source.availability(spec)
+            choices.append((spec, None if where.available else where.reason))
+        return choices
+
+    def require_enabled(self, model_id: str) -> ModelSpec:
+        """The spec of a model new analyses may use; unknown and disabled ids are refused."""
+        registry = self.registry
+        spec = registry.get(model_id)
+        if not registry.is_enabled(model_id):
+            raise ModelDisabledError(
+                f"{spec.label} has been turned off by an admin; choose another model. "
+                "Saved analyses made with it still open."
+            )
+        return spec
+
+    def load(self, model_id: str) -> tuple[LoadedModel, float]:
+        """The loaded model and the seconds spent loading it (0 when already resident)."""
+        spec = self.registry.get(model_id)
+        started = time.perf_counter()
+        was_loaded = self.pool.is_loaded(spec)
+        loaded = self.pool.get(spec)
+        return loaded, 0.0 if was_loaded else time.perf_counter() - started
+
+    def rate_status(self, actor: Actor) -> RateDecision | None:
+        return self.limiter.status(actor.key, actor.role) if self.limiter else None
+
+    def run(
+        self,
+        request: AnalysisRequest,
+        *,
+        actor: Actor = ANONYMOUS_ACTOR,
+        progress: Progress | None = None,
+    ) -> Analysis:
+        """Serve one request; every outcome (served, refused, failed) goes to the request log."""
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:12]
+        revision: str | None = None
+        try:
+            spec = self.require_enabled(request.model_id)
+            revision = spec.revision
+            analysis = self._run(spec, request, actor, request_id, progress)
+        except Exception as exc:
+            self._log_request(request, revision, actor, request_id, started, error=exc)
+            raise
+        self._log_request(request, revision, actor, request_id, started, analysis=analysis)
+        return analysis
+
+    def record_refusal(
+        self, *, model_id: str, mode: str, text: str, error: BaseException, actor: Actor
+    ) -> None:
+        """Log a request a page refused before `run` (its input did not validate) for a named model."""
+        try:
+            revision: str | None = self.registry.get(model_id).revision
+        except HeadlightError:
+            revision = None
+        target = RequestTarget(model_id=model_id, mode=mode, input_chars=len(text))
+        self._log_request(target, revision, actor, None, time.perf_counter(), error=error)
+
+    def _log_request(
+        self,
+        request: AnalysisRequest | RequestTarget,
+        revision: str | None,
+        actor: Actor,
+        request_id: str | None,
+        started: float,
+        *,
+        analysis: Analysis | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if self.request_log is None:
+            return
+        try:
+            if isinstance(request, AnalysisRequest):
+                request = RequestTarget(request.model_id, request.mode.value, len(request.text))
+            self.request_log.record(
+                entry_for(
+                    target=request,
+                    revision=revision,
+                    actor_key=actor.key,
+                    request_id=request_id,
+                    latency_s=time.perf_counter() - started,
+                    analysis=analysis,
+                    error=error,
+                )
+            )
+        except Exception:  # logging a request must never fail it
+            log.exception("request log entry not recorded")
+
+    def _run(
+        self,
+        spec: ModelSpec,
+        request: AnalysisRequest,
+        actor: Actor,
+        request_id: str,
+        progress: Progress | None,
+    ) -> Analysis:
+        with log_context(user=actor.key, request_id=request_id, model=spec.id, mode=request.mode.value):
+            if self.limiter is not None:
+                self.limiter.acquire(actor.key, actor.role)
+            started = time.perf_counter()
+            key = request.cache_key(spec.revision)
+            analysis = self._cached(key)
+            if analysis is None:
+                analysis = self._compute(request, progress)
+                if self.cache is not None:
+                    self._cache_writer.submit(self._store, key, analysis)
+            seconds = time.perf_counter() - started
+            self.telemetry.record(
+                AnalysisEvent(
+                    time.time(), spec.id, request.mode.value, seconds, analysis.cache_hit, actor.key
+                )
+            )
+            log.info(
+                "analysis",
+                extra={
+                    "cache_hit": analysis.cache_hit,
+                    "seq_len": analysis.seq_len,
+                    "seconds": round(seconds, 4),
+                    "load_s": round(analysis.timings.load_s, 4),
+                    "forward_s": round(analysis.timings.forward_s, 4),
+                },
+            )
+            return analysis
+
+    def _cached(self, key: str) -> Analysis | None:
+        if self.cache is None:
+            return None
+        blob = self.cache.get(key)
+        analysis = None
+        if blob is not None:
+            try:
+                analysis = analysis_from_bytes(blob)
+                analysis.cache_hit = True
+            except ValueError:
+                log.warning("unreadable cache entry ignored", extra={"key": key})
+        metrics.record_cache_lookup(self.cache.backend, analysis is not None)
+        return analysis
+
+    def _compute(self, request: AnalysisRequest, progress: Progress | None) -> Analysis:
+        loaded, load_s = self.load(request.model_id)
+        kwargs = {"progress": progress} if progress else {}
+        analysis = analyse(
+            loaded,
+            request,
+            full_attention_max_bytes=self.settings.full_attention_max_mb * 1024 * 1024,
+            **kwargs,
+        )
+        analysis.timings.load_s = load_s
+        return analysis
+
+    def _store(self, key: str, analysis: Analysis) -> None:
+        assert self.cache is not None
+        try:
+            full = analysis.attention is not None and analysis.attention.nbytes <= CACHE_FULL_MAX_BYTES
+            self.cache.set(key, analysis_to_bytes(analysis, include_full=full))
+        except Exception:  # a cache write must never surface to the user
+            log.exception("cache store failed")
+
+    def layer_attention(self, model_id: str, revision: str, token_ids: list[int], layer: int) -> np.ndarray:
+        """Recompute one layer of a stored analysis: ``[n_heads, seq_len, seq_len]`` float32.
+
+        Raises a `HeadlightError` when the model is unknown or unavailable here, or when the
+        registry now holds another revision (its attention would not be the analysis's).
+        """
+        spec = self.registry.get(model_id)
+        if spec.revision != revision:
+            raise HeadlightError(
+                f"the analysis used {spec.label} revision {revision}, this server has {spec.revision}; "
+                "run the analysis again for full maps"
+            )
+        loaded, _ = self.load(model_id)
+        return layer_attention(loaded, token_ids, layer)
+
+    def flush(self) -> None:
+        """Wait for pending cache writes and request-log entries (tests and benchmarks)."""
+        self._cache_writer.submit(lambda: None).result()
+        if self.request_log is not None:
+            self.request_log.flush()

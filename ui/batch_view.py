@@ -1,0 +1,462 @@
+"""Streamlit pieces of the Batch screen: datasets (upload, checks, preview, tokenization) and
+jobs (launch, live progress, cancel, resume, timeline). The head atlas is `atlas_view`.
+
+Every button runs one action in one transaction (`action`) and keeps its outcome in session
+state for the next run (`show_flash`). A job is dispatched only after the transaction that
+queued it committed, so a worker never looks for a job it cannot see yet.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import streamlit as st
+from sqlalchemy.orm import Session
+
+from core.access import permissions
+from core.domain.identity import Viewer
+from core.jobs.contract import ACTIVE, JobStatus
+from core.service import batch
+from core.store import datasets, transaction
+from core.store.datasets import DatasetError, DatasetFormat, ParseReport
+from db.models import Dataset, Job
+from ui import plots
+from ui.resources import get_dispatcher, get_service
+from ui.session import current_viewer
+
+FLASH = "batch.flash"
+SECTION = "batch.section"
+DATASET = "batch.dataset"
+JOB = "batch.job"
+ATLAS = "batch.atlas"
+SECTIONS = ("Datasets", "Jobs", "Atlases")
+# The job panel refreshes this often while its job is queued or running.
+REFRESH_S = 1.0
+STATUS_ICONS = {
+    JobStatus.QUEUED: "⏳",
+    JobStatus.RUNNING: "▶️",
+    JobStatus.COMPLETED: "✅",
+    JobStatus.FAILED: "❌",
+    JobStatus.CANCELLED: "⏹️",
+}
+
+Action = Callable[[Session, Viewer], str | None]
+
+
+def action(work: Action) -> bool:
+    """Run one user action in one transaction; flash its message or its error."""
+    try:
+        with transaction.unit_of_work() as session:
+            message = work(session, current_viewer())
+    except ValueError as exc:  # HeadlightError and storage errors carry a readable message
+        st.session_state[FLASH] = ("error", str(exc))
+        return False
+    if message:
+        st.session_state[FLASH] = ("success", message)
+    return True
+
+
+def step(function: Callable[..., object], message: str, **arguments: object) -> Action:
+    """An action calling ``function(session=, viewer=, **arguments)`` that flashes ``message``."""
+
+    def work(session: Session, viewer: Viewer) -> str:
+        function(session=session, viewer=viewer, **arguments)
+        return message
+
+    return work
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop(FLASH, (None, None))
+    if kind == "error":
+        st.error(message)
+    elif kind == "success":
+        st.success(message)
+
+
+def escaped(text: str, *, style: str = "") -> None:
+    """User text shown literally (escaped, in a block so Markdown leaves it alone)."""
+    st.markdown(f'<div style="{style}">{html.escape(text)}</div>', unsafe_allow_html=True)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "–"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+# -- datasets --------------------------------------------------------------------------------
+
+
+def _parsed(name: str, data: bytes, fmt: DatasetFormat, column: str | None) -> ParseReport:
+    """The checked upload, parsed once per file and column (kept in session state)."""
+    key = (name, len(data), hash(data), fmt, column)
+    cached = st.session_state.get("batch.upload.parsed")
+    if cached is None or cached[0] != key:
+        cached = (key, datasets.parse(data, fmt, column=column))
+        st.session_state["batch.upload.parsed"] = cached
+    return cached[1]
+
+
+def upload_panel() -> None:
+    """File, column or field, checks with the skip report, then Save."""
+    upload = st.file_uploader(
+        "CSV (choose the text column), JSONL (choose the field) or plain text (one item per line)",
+        type=["csv", "tsv", "jsonl", "ndjson", "txt"],
+        max_upload_size=datasets.MAX_UPLOAD_BYTES // 2**20,
+        # A new key after each save gives an empty uploader for the next file.
+        key=f"batch.upload.file.{st.session_state.get('batch.upload.saved', 0)}",
+    )
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        fmt = datasets.detect_format(upload.name)
+        choices = datasets.columns(data, fmt)
+        column = None
+        if choices:
+            label = "Text column" if fmt is DatasetFormat.CSV else "Text field"
+            column = st.selectbox(label, choices, key="batch.upload.column")
+        report = _parsed(upload.name, data, fmt, column)
+    except DatasetError as exc:
+        st.error(str(exc))
+        return
+    summary = report.summary()
+    (st.warning if summary["skipped"] else st.success)(datasets.describe(summary))
+    if summary["examples"]:
+        with st.expander(f"Skipped rows ({summary['skipped']:,})"):
+            st.dataframe(summary["examples"], hide_index=True, key="batch.upload.skipped")
+    st.dataframe(
+        [{"line": row.line, "text": row.text} for row in report.rows[:10]],
+        hide_index=True,
+        key="batch.upload.preview",
+    )
+    name = st.text_input("Name", value=upload.name.rsplit(".", 1)[0], max_chars=200, key="batch.upload.name")
+
+    def save(session: Session, viewer: Viewer) -> str:
+        dataset = batch.create_dataset(
+            session=session, viewer=viewer, name=name, filename=upload.name, report=report
+        )
+        st.session_state[DATASET] = st.session_state["batch.datasets.pick"] = dataset.id
+        st.session_state["batch.upload.saved"] = st.session_state.get("batch.upload.saved", 0) + 1
+        return f"Saved dataset #{dataset.id} with {dataset.row_count:,} rows."
+
+    if st.button("Save dataset", type="primary", key="batch.upload.save") and action(save):
+        st.rerun()
+
+
+def _dataset_label(dataset: Dataset) -> str:
+    owner = "built-in" if dataset.builtin_key else dataset.created_at.strftime("%Y-%m-%d")
+    return f"#{dataset.id} {dataset.name} · {dataset.row_count:,} rows · {owner}"
+
+
+def pick(
+    label: str, options: list[int], *, key: str, remembered: object, describe: Callable[[int], str]
+) -> int:
+    """A selectbox over record ids that starts on the ``remembered`` one when it can."""
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = remembered if remembered in options else options[0]
+    return st.selectbox(label, options, format_func=describe, key=key)
+
+
+def choose_dataset(items: list[Dataset], *, key: str) -> Dataset | None:
+    """A dataset picker that remembers the choice across sections."""
+    if not items:
+        st.info("No datasets yet: upload one above.")
+        return None
+    by_id = {d.id: d for d in items}
+    chosen = pick(
+        "Dataset",
+        list(by_id),
+        key=key,
+        remembered=st.session_state.get(DATASET),
+        describe=lambda i: _dataset_label(by_id[i]),
+    )
+    st.session_state[DATASET] = chosen
+    return by_id[chosen]
+
+
+def _count_tokens(dataset_id: int, model_id: str) -> None:
+    """Read the rows, tokenize outside any transaction, then store the statistics."""
+    texts: list[str] = []
+    if not action(lambda s, v: texts.extend(batch.dataset_texts(session=s, viewer=v, dataset_id=dataset_id))):
+        return
+    revision, stats = batch.count_tokens(texts, service=get_service(), model_id=model_id)
+    action(
+        step(
+            batch.save_tokenization,
+            f"{stats.total_tokens:,} tokens in {stats.rows:,} rows.",
+            dataset_id=dataset_id,
+            model_id=model_id,
+            revision=revision,
+            stats=stats,
+        )
+    )
+
+
+def _tokenization_panel(dataset: Dataset, viewer: Viewer) -> None:
+    service = get_service()
+    usable = [spec for spec, reason in service.model_choices() if reason is None]
+    if permissions.can_create(viewer) and usable:
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        model_id = left.selectbox(
+            "Tokenizer of",
+            [s.id for s in usable],
+            format_func=lambda i: service.registry.get(i).label,
+            key="batch.tokens.model",
+        )
+        if right.button("Count tokens", key="batch.tokens.run"):
+            with st.spinner("Tokenizing every row…"):
+                _count_tokens(dataset.id, model_id)
+    with transaction.unit_of_work() as session:
+        stored = batch.tokenizations(session=session, viewer=viewer, dataset_id=dataset.id)
+    for model_id, revision, stats in stored:
+        st.markdown(f"**{model_id}** (revision {revision})")
+        columns = st.columns(5)
+        columns[0].metric("Tokens", f"{stats.total_tokens:,}")
+        columns[1].metric("Mean per row", f"{stats.mean_tokens:.1f}")
+        columns[2].metric("95th percentile", f"{stats.p95_tokens:.0f}")
+        columns[3].metric(f"Over {stats.max_tokens:,}", f"{stats.truncated_share:.1%}")
+        columns[4].metric("Unknown / byte pieces", f"{stats.unknown_rate:.2%}")
+        st.plotly_chart(
+            plots.token_count_histogram(
+                stats.histogram_edges,
+                stats.histogram_counts,
+                max_tokens=stats.max_tokens,
+                title="Tokens per row",
+            ),
+            key=f"batch.tokens.chart.{model_id}",
+        )
+
+
+def datasets_section(viewer: Viewer) -> None:
+    if permissions.can_create(viewer):
+        with st.expander("Upload a dataset", expanded=False):
+            upload_panel()
+    with transaction.unit_of_work() as session:
+        items = batch.list_datasets(session=session, viewer=viewer)
+        trash = batch.deleted_datasets(session=session, viewer=viewer)
+    dataset = choose_dataset(items, key="batch.datasets.pick")
+    if dataset is not None:
+        report = dataset.report or {}
+        facts = [dataset.format, f"{dataset.row_count:,} rows"]
+        if dataset.text_column:
+            facts.append(f"text from '{dataset.text_column}'")
+        if dataset.source_filename:
+            facts.append(f"file {dataset.source_filename}")
+        st.caption(" · ".join(facts))
+        if report:
+            st.caption(datasets.describe(report))
+        with transaction.unit_of_work() as session:
+            preview = batch.preview_rows(session=session, viewer=viewer, dataset_id=dataset.id)
+        st.dataframe(
+            [{"row": r.position, "line": r.line, "text": r.text} for r in preview],
+            hide_index=True,
+            key="batch.preview",
+        )
+        st.subheader("Tokenization")
+        _tokenization_panel(dataset, viewer)
+        if permissions.can_write(viewer, dataset) and st.button(
+            "Delete dataset", key="batch.datasets.delete"
+        ):
+            action(step(batch.delete_dataset, "Moved to the Trash.", dataset_id=dataset.id))
+            st.session_state.pop(DATASET, None)
+            st.rerun()
+    if trash:
+        with st.expander(f"Deleted datasets ({len(trash)})"):
+            for item in trash:
+                left, right = st.columns([4, 1])
+                left.write(_dataset_label(item))
+                if right.button("Restore", key=f"batch.datasets.restore.{item.id}"):
+                    action(step(batch.restore_dataset, "Restored.", dataset_id=item.id))
+                    st.rerun()
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def launch_panel(viewer: Viewer) -> None:
+    """Dataset, model, token limit, optional webhook, and the Start button."""
+    service = get_service()
+    settings = service.settings
+    with transaction.unit_of_work() as session:
+        items = batch.list_datasets(session=session, viewer=viewer)
+    dataset = choose_dataset(items, key="batch.launch.dataset")
+    usable = [spec for spec, reason in service.model_choices() if reason is None]
+    if dataset is None or not usable:
+        return
+    left, middle, right = st.columns(3)
+    model_id = left.selectbox(
+        "Model",
+        [s.id for s in usable],
+        format_func=lambda i: service.registry.get(i).label,
+        key="batch.launch.model",
+    )
+    limit = service.registry.get(model_id).max_input_tokens
+    max_tokens = middle.number_input(
+        "Tokens per row (longer rows are cut)",
+        8,
+        limit,
+        min(settings.batch_max_tokens, limit),
+        key="batch.launch.max_tokens",
+    )
+    dispatcher = get_dispatcher()
+    copies = 1
+    if dispatcher.backend == "celery":
+        copies = right.number_input(
+            "Workers on this job", 1, batch.MAX_PARALLEL, 1, key="batch.launch.copies"
+        )
+    else:
+        right.caption("Runs on this server's background worker (no Redis configured).")
+    webhook_url = st.text_input(
+        "Webhook (optional): called with a signed JSON body when the job completes or fails",
+        key="batch.launch.webhook",
+        disabled=not settings.webhook_secret,
+        placeholder="https://…" if settings.webhook_secret else "set HEADLIGHT_WEBHOOK_SECRET to enable",
+    )
+    if st.button("Start head-atlas job", type="primary", key="batch.launch.start"):
+        launched: list[int] = []
+
+        def launch(session: Session, viewer: Viewer) -> str:
+            job = batch.launch_atlas_job(
+                session=session,
+                viewer=viewer,
+                dataset_id=dataset.id,
+                model_id=model_id,
+                registry=service.registry,
+                settings=settings,
+                max_tokens=int(max_tokens),
+                webhook_url=webhook_url,
+            )
+            launched.append(job.id)
+            return f"Job #{job.id} queued: {dataset.row_count:,} rows on {model_id}."
+
+        if action(launch):
+            dispatcher.submit(launched[0], int(copies))
+            st.session_state[JOB] = st.session_state["batch.jobs.pick"] = launched[0]
+            st.rerun()
+
+
+def open_atlas(atlas_id: int) -> None:
+    """Callback: show one atlas in the Atlases section (runs before the widgets exist)."""
+    st.session_state[ATLAS] = atlas_id
+    st.session_state[SECTION] = "Atlases"
+    st.session_state.pop("batch.atlases.pick", None)
+
+
+def _job_label(job: Job) -> str:
+    finished = job.rows_done + job.rows_failed
+    return (
+        f"{STATUS_ICONS[job.status]} #{job.id} {job.params.get('model_id', job.kind)} · {job.status.value} · "
+        f"{finished:,}/{job.rows_total:,} rows · {_when(job.created_at)}"
+    )
+
+
+def _control(job_id: int, verb: str) -> None:
+    settings = get_service().settings
+    if verb == "cancel":
+        action(lambda s, v: f"Job #{job_id}: {batch.cancel_job(session=s, viewer=v, job_id=job_id).value}.")
+        return
+    resumed: list[int] = []
+
+    def resume(session: Session, viewer: Viewer) -> str:
+        job = batch.resume_job(
+            session=session, viewer=viewer, job_id=job_id, lease_s=settings.batch_lease_seconds
+        )
+        resumed.append(job.id)
+        return f"Job #{job_id} queued again; done rows are kept."
+
+    if action(resume):
+        get_dispatcher().submit(resumed[0])
+
+
+def _timeline(view: batch.JobView) -> list[dict[str, Any]]:
+    return [
+        {"time": e.at.strftime("%H:%M:%S"), "event": e.kind, "worker": e.worker or "", "detail": e.message}
+        for e in view.events
+    ]
+
+
+def job_panel(job_id: int, viewer: Viewer) -> None:
+    """Status, live progress bar with ETA, cancel/resume, timeline and failed rows."""
+    with transaction.unit_of_work() as session:
+        lease_s = get_service().settings.batch_lease_seconds
+        view = batch.job_view(session=session, viewer=viewer, job_id=job_id, lease_s=lease_s)
+    job, progress = view.job, view.progress
+    st.markdown(f"#### {STATUS_ICONS[job.status]} Job #{job.id}: {job.status.value}")
+    params = job.params
+    escaped(
+        f"{view.dataset_name} · {params.get('model_id')} · up to {params.get('max_tokens')} tokens per row"
+    )
+    text = f"{progress.finished:,} of {progress.total:,} rows"
+    if job.status is JobStatus.RUNNING:
+        text += f" · about {_duration(progress.eta_s)} left"
+    st.progress(progress.fraction, text=text)
+    columns = st.columns(4)
+    columns[0].metric("Done", f"{progress.done:,}")
+    columns[1].metric("Failed", f"{progress.failed:,}")
+    columns[2].metric("Started", _when(job.started_at)[11:19] if job.started_at else "–")
+    columns[3].metric("Worker", (job.worker or "–").split(":")[0])
+    if job.error:
+        st.error(job.error)
+    if view.can_control:
+        left, right = st.columns(2)
+        if job.status in ACTIVE and not job.cancel_requested:
+            left.button(
+                "Cancel job", key=f"batch.job.cancel.{job.id}", on_click=_control, args=(job.id, "cancel")
+            )
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) or view.stalled:
+            right.button(
+                "Resume", key=f"batch.job.resume.{job.id}", on_click=_control, args=(job.id, "resume")
+            )
+    atlas_id = (job.result or {}).get("atlas_id")
+    if atlas_id is not None:
+        st.button(
+            "Open the head atlas", key=f"batch.job.atlas.{job.id}", on_click=open_atlas, args=(atlas_id,)
+        )
+    st.markdown("**Timeline**")
+    st.dataframe(_timeline(view), hide_index=True, key=f"batch.job.timeline.{job.id}")
+    if view.failed_rows:
+        with st.expander(f"Failed rows ({len(view.failed_rows)} shown)"):
+            st.dataframe(
+                [{"row": p, "error": e, "text": t[:200]} for p, t, e in view.failed_rows],
+                hide_index=True,
+                key=f"batch.job.failed.{job.id}",
+            )
+    if job.status not in ACTIVE and st.session_state.get("batch.job.live") == job.id:
+        # The job finished while the panel refreshed itself: one full run stops the refresh.
+        st.session_state.pop("batch.job.live")
+        st.rerun(scope="app")
+
+
+def jobs_section(viewer: Viewer) -> None:
+    if permissions.can_create(viewer):
+        with st.container(border=True):
+            st.markdown("**New head-atlas job**")
+            launch_panel(viewer)
+    with transaction.unit_of_work() as session:
+        jobs = batch.list_jobs(session=session, viewer=viewer)
+    if not jobs:
+        st.info("No jobs yet.")
+        return
+    by_id = {job.id: job for job in jobs}
+    job_id = pick(
+        "Job",
+        list(by_id),
+        key="batch.jobs.pick",
+        remembered=st.session_state.get(JOB),
+        describe=lambda i: _job_label(by_id[i]),
+    )
+    st.session_state[JOB] = job_id
+    live = by_id[job_id].status in ACTIVE
+    if live:
+        st.session_state["batch.job.live"] = job_id
+    st.fragment(job_panel, run_every=REFRESH_S if live else None)(job_id, viewer)

@@ -1,0 +1,140 @@
+"""Every Streamlit-cached resource of the app lives here, and nowhere else.
+
+Each wrapper is thin: the work happens in plain modules that tests call directly. Every
+argument that changes the result is part of the cache key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core.domain.settings import get_settings
+from core.jobs.runner import Dispatcher, EmbeddedRunner, backend_for
+from core.jobs.tasks import RunConfig
+from core.ops import metrics
+from core.ops.logs import configure_logging
+from core.service import model_admin
+from core.service.analysis_service import AnalysisService
+from core.service.cache import make_cache
+from core.service.rate_limit import RateLimiter
+from core.store.model_registry import LiveRegistry
+from core.store.request_log import RequestLog
+from core.store.sharing import SHARE_LIMIT_ROLE
+from db.session import database_url, get_sessionmaker
+
+
+@st.cache_resource(show_spinner=False)
+def _service(
+    registry_path: Path,
+    device: str,
+    budget_mb: int,
+    redis_url: str | None,
+    cache_ttl_seconds: int,
+    rate_limits: tuple[tuple[str, str], ...],
+) -> AnalysisService:
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    metrics.start_http_server_once(settings.metrics_port)
+    # Uploads a crash left half unpacked (never registered) go at start-up.
+    model_admin.sweep_partial_uploads(settings.uploaded_models_dir)
+    service = AnalysisService(
+        settings,
+        # The database holds the live registry (seeded from models.yaml); get_sessionmaker is
+        # asked on every read, so the registry follows the configured database.
+        LiveRegistry(
+            lambda: get_sessionmaker(), registry_path, refresh_seconds=settings.registry_refresh_seconds
+        ),
+        cache=make_cache(
+            redis_url,
+            ttl_seconds=cache_ttl_seconds,
+            memory_max_bytes=settings.cache_memory_max_mb * 1024 * 1024,
+        ),
+        limiter=RateLimiter(dict(rate_limits), redis_url),
+        # Written off the request path to the configured database (per-model analytics, drift).
+        request_log=RequestLog(),
+    )
+    # Failed loads go to the audit log, so the Models screen lists those of every process.
+    service.pool.on_failure = model_admin.LoadFailureRecorder(lambda: get_sessionmaker())
+    return service
+
+
+def get_service() -> AnalysisService:
+    """One service (registry, model pool, cache, limits) per process, shared by all sessions."""
+    s = get_settings()
+    return _service(
+        s.registry_path,
+        s.device,
+        s.model_memory_budget_mb,
+        s.redis_url,
+        s.cache_ttl_seconds,
+        tuple(sorted(s.rate_limits.items())),
+    )
+
+
+@st.cache_resource(show_spinner=False)
+def _share_limiter(limit: str, redis_url: str | None) -> RateLimiter:
+    return RateLimiter({SHARE_LIMIT_ROLE: limit}, redis_url)
+
+
+def get_share_limiter() -> RateLimiter:
+    """Failed share-link lookups per client, one limiter per process (Redis when configured)."""
+    s = get_settings()
+    return _share_limiter(s.share_link_limit, s.redis_url)
+
+
+@st.cache_data(show_spinner="Building the neuron view…", max_entries=32)
+def neuron_view_html(model_id: str, revision: str, text: str, layer: int, head: int) -> str:
+    """bertviz's neuron view runs its own copy of a BERT model; cache its HTML per input."""
+    from core.models.registry import availability
+    from ui import bertviz_html
+
+    spec = get_service().registry.get(model_id)
+    location = availability(spec).location
+    if location is None:
+        raise ValueError(f"{spec.label} has no local weights for the neuron view.")
+    return bertviz_html.neuron_view_html(str(location), text, layer=layer, head=head)
+
+
+@st.cache_resource(show_spinner="Recomputing this layer's attention…", max_entries=4)
+def _layer_attention(
+    model_id: str, revision: str, device: str, token_ids: tuple[int, ...], layer: int
+) -> np.ndarray:
+    weights = get_service().layer_attention(model_id, revision, list(token_ids), layer)
+    # float16 halves what the cache holds (75 MB for 9 heads at 2,048 tokens); the view
+    # quantises to uint8 anyway. Shared across sessions, so read-only.
+    half = weights.astype(np.float16)
+    half.flags.writeable = False
+    return half
+
+
+def layer_attention(model_id: str, revision: str, token_ids: Sequence[int], layer: int) -> np.ndarray:
+    """One layer of an analysis recomputed, ``[n_heads, seq_len, seq_len]`` float16, cached.
+
+    Selecting several heads of one layer runs the model once. Raises `HeadlightError` when the
+    model cannot be used here (see `AnalysisService.layer_attention`).
+    """
+    return _layer_attention(model_id, revision, get_settings().device, tuple(token_ids), layer)
+
+
+@st.cache_resource(show_spinner=False)
+def _dispatcher(backend: str, database_url: str, redis_url: str | None) -> Dispatcher:
+    if backend == "celery":
+        from core.service.celery_worker import CeleryDispatcher
+
+        return CeleryDispatcher()
+    settings = get_settings()
+    runner = EmbeddedRunner(
+        get_sessionmaker(database_url), get_service(), config=RunConfig.from_settings(settings)
+    )
+    return runner.start()
+
+
+def get_dispatcher() -> Dispatcher:
+    """Where launched jobs go: Celery workers when Redis is configured (see `backend_for`),
+    else this process's embedded runner, started once per process and database."""
+    s = get_settings()
+    return _dispatcher(backend_for(s), database_url(s), s.redis_url)
