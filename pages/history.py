@@ -12,6 +12,7 @@ from core.domain.analysis import Analysis
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
 from core.domain.settings import get_settings
+from core.service.analysis_service import recompute
 from core.store import analyses as library
 from core.store import export, records, transaction
 from db.models import Visualization
@@ -57,7 +58,7 @@ def _opened_analysis(record: Visualization) -> Analysis:
 def _recompute(record: Visualization) -> None:
     try:
         with st.spinner(f"Running {record.model_id} again…"):
-            analysis = records.recompute(record, get_service(), actor=current_actor())
+            analysis = recompute(records.analysis_from_record(record), get_service(), actor=current_actor())
     except HeadlightError as exc:
         st.error(str(exc))
         return

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from core.attention.compact import compact_from_full
 from core.domain.analysis import (
     Analysis,
     AnalysisMode,
@@ -66,6 +67,7 @@ def make_analysis(
         offsets=offsets,
         prompt_len=prompt_len,
         attention=attention.astype(np.float16),
+        compact=compact_from_full(attention.astype(np.float16)),
         next_tokens=steps,
         timings=Timings(load_s=0.1, forward_s=0.2, postprocess_s=0.03),
     )

@@ -10,19 +10,18 @@ import hashlib
 import json
 import re
 import unicodedata
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-if TYPE_CHECKING:
-    from core.attention.compact import CompactAttention
+from core.domain.compact import CompactAttention
 
 # Bumped whenever the shape of `Analysis` or its compact form changes: it is part of every
 # cache key, so stale cached results are never served after an upgrade.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one codec for cache, database and exports
 
 MAX_TEXT_CHARS = 20_000
 MAX_NEW_TOKENS = 256
@@ -116,7 +115,7 @@ class NextTokenStep:
     candidates: tuple[tuple[str, float], ...]  # (token, probability), most likely first
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timings:
     load_s: float = 0.0
     forward_s: float = 0.0
@@ -139,17 +138,39 @@ class HeadStats:
 
 
 class Analysis:
-    """One analysis result: tokens, attention, next-token distributions, timings.
+    """One analysis result: tokens, attention, next-token distributions, timings. Immutable.
 
     ``text`` is what the tokens cover (the prompt as fed to the model, plus the
     continuation); ``offsets[i]`` is token i's ``(start, end)`` character span in it.
     ``attention`` is the full form, ``[n_layers, n_heads, seq_len, seq_len]`` float16, kept
     only while it is small enough. ``compact`` (statistics, overview maps, top-k per query)
-    exists for every length: long inputs build it layer by layer during the forward pass;
-    short ones, which keep the full form, build it from that on first use, so the
-    interactive path does not pay for it. ``stats`` maps each statistic of `core.attention.stats` to
-    ``[n_layers, n_heads]``.
+    exists for every length and is built once, by the producer: long inputs build it layer by
+    layer during the forward pass; short ones hand over a `Future` that a worker fills from
+    the full form, so the interactive path does not wait for it and every reader (cache,
+    save, export) gets the same object. ``stats`` maps each statistic of
+    `core.attention.stats` to ``[n_layers, n_heads]``.
+
+    Nothing changes after construction: `replace` returns a changed copy (the service marks
+    cache hits and load times that way). Lists handed in are the analysis's own; callers
+    must not mutate them.
     """
+
+    __slots__ = (
+        "_compact",
+        "_stats",
+        "attention",
+        "cache_hit",
+        "model",
+        "next_tokens",
+        "offsets",
+        "prompt_len",
+        "request",
+        "text",
+        "timings",
+        "token_ids",
+        "tokens",
+        "__weakref__",  # the save panel remembers which analysis it saved by a weak reference
+    )
 
     def __init__(
         self,
@@ -161,27 +182,59 @@ class Analysis:
         token_ids: list[int],
         offsets: list[tuple[int, int]],
         prompt_len: int,
-        compact: CompactAttention | None = None,
+        compact: CompactAttention | Future[CompactAttention],
         attention: np.ndarray | None = None,
         stats: dict[str, np.ndarray] | None = None,
         next_tokens: list[NextTokenStep] | None = None,
         timings: Timings | None = None,
+        cache_hit: bool = False,
     ) -> None:
-        if compact is None and attention is None:
-            raise ValueError("an Analysis needs its compact form, its full attention, or both")
-        self.request = request
-        self.model = model
-        self.text = text
-        self.tokens = tokens
-        self.token_ids = token_ids
-        self.offsets = offsets
-        self.prompt_len = prompt_len
-        self.attention = attention
-        self._compact = compact
-        self._stats = stats
-        self.next_tokens = next_tokens or []
-        self.timings = timings or Timings()
-        self.cache_hit = False  # set by the service when served from the result cache
+        if compact is None:
+            raise ValueError("an Analysis needs its compact form (or the future that builds it)")
+        if attention is not None:
+            attention.flags.writeable = False
+        values = {
+            "request": request,
+            "model": model,
+            "text": text,
+            "tokens": tokens,
+            "token_ids": token_ids,
+            "offsets": offsets,
+            "prompt_len": prompt_len,
+            "attention": attention,
+            "_compact": compact,
+            "_stats": stats,
+            "next_tokens": next_tokens or [],
+            "timings": timings or Timings(),
+            "cache_hit": cache_hit,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Analysis is immutable: use analysis.replace({name}=...)")
+
+    def replace(self, **changes: object) -> Analysis:
+        """A copy with ``changes`` applied (same arguments as the constructor)."""
+        fields = {
+            "request": self.request,
+            "model": self.model,
+            "text": self.text,
+            "tokens": self.tokens,
+            "token_ids": self.token_ids,
+            "offsets": self.offsets,
+            "prompt_len": self.prompt_len,
+            "compact": self._compact,
+            "attention": self.attention,
+            "stats": self._stats,
+            "next_tokens": self.next_tokens,
+            "timings": self.timings,
+            "cache_hit": self.cache_hit,
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"Analysis has no field(s) {sorted(unknown)}")
+        return Analysis(**{**fields, **changes})  # type: ignore[arg-type]
 
     def __repr__(self) -> str:
         return (
@@ -192,18 +245,13 @@ class Analysis:
 
     @property
     def compact(self) -> CompactAttention:
-        if self._compact is None:
-            from core.attention.compact import compact_from_full
-
-            assert self.attention is not None
-            self._compact = compact_from_full(self.attention)
-        return self._compact
+        """The compact form; waits for the producer's worker if it is still being built."""
+        compact = self._compact
+        return compact.result() if isinstance(compact, Future) else compact
 
     @property
     def stats(self) -> dict[str, np.ndarray]:
-        if self._stats is None:
-            self._stats = self.compact.stats
-        return self._stats
+        return self._stats if self._stats is not None else self.compact.stats
 
     @property
     def head_stats(self) -> HeadStats:

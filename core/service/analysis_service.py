@@ -6,13 +6,16 @@ the cache is consulted before the model, so a hit never loads it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
+from core.attention.codec import analysis_from_bytes, analysis_to_bytes
 from core.domain.analysis import Analysis, AnalysisRequest
 from core.domain.errors import HeadlightError, ModelDisabledError
 from core.domain.identity import ANONYMOUS_ACTOR, Actor
@@ -25,7 +28,6 @@ from core.ops import metrics
 from core.ops.logs import log_context
 from core.ops.telemetry import TELEMETRY, AnalysisEvent, Telemetry
 from core.service.cache import ResultCache
-from core.service.codec import analysis_from_bytes, analysis_to_bytes
 from core.service.rate_limit import RateDecision, RateLimiter
 from core.store.model_registry import RegistrySource, StaticRegistry
 from core.store.request_log import RequestLog, RequestTarget, entry_for
@@ -211,8 +213,7 @@ class AnalysisService:
         analysis = None
         if blob is not None:
             try:
-                analysis = analysis_from_bytes(blob)
-                analysis.cache_hit = True
+                analysis = analysis_from_bytes(blob, cache_hit=True)
             except ValueError:
                 log.warning("unreadable cache entry ignored", extra={"key": key})
         metrics.record_cache_lookup(self.cache.backend, analysis is not None)
@@ -227,8 +228,7 @@ class AnalysisService:
             full_attention_max_bytes=self.settings.full_attention_max_mb * 1024 * 1024,
             **kwargs,
         )
-        analysis.timings.load_s = load_s
-        return analysis
+        return analysis.replace(timings=dataclasses.replace(analysis.timings, load_s=load_s))
 
     def _store(self, key: str, analysis: Analysis) -> None:
         assert self.cache is not None
@@ -258,3 +258,20 @@ class AnalysisService:
         self._cache_writer.submit(lambda: None).result()
         if self.request_log is not None:
             self.request_log.flush()
+
+
+def recompute(saved: Analysis, service: AnalysisService, **run_options: Any) -> Analysis:
+    """Run a saved analysis's request again, with full detail, on the same model revision.
+
+    Generation is deterministic for the same model revision, parameters and seed.
+    ``run_options`` (actor, progress) go to `AnalysisService.run`. Raises `HeadlightError`
+    when the registry now serves another revision, since the result would differ.
+    """
+    spec = service.registry.get(saved.model.model_id)
+    if spec.revision != saved.model.revision:
+        raise HeadlightError(
+            f"This analysis was made with {saved.model.model_id} revision {saved.model.revision}; "
+            f"the registry now has revision {spec.revision}, so it cannot be reproduced. "
+            "Run the text again on the Generate screen instead."
+        )
+    return service.run(saved.request, **run_options)

@@ -1,6 +1,6 @@
 """The result cache: Redis when configured, an in-process LRU otherwise.
 
-Values are `core.service.codec` bytes (no pickle). A cache never fails a request: any Redis
+Values are `core.attention.codec` bytes (no pickle). A cache never fails a request: any Redis
 error is logged, counted (`cache_errors_total`) and treated as a miss, and the cache keeps
 the last error for the Metrics screen.
 """

@@ -27,7 +27,6 @@ of more than `MAX_SPANS` spans are refused, since the cost grows with ``n_spans 
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable
@@ -37,12 +36,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from core.attention import codec
 from core.attention import compact as compact_codec
 from core.attention.alignment import Alignment, Granularity, SpanPieces, align
 from core.domain.analysis import Analysis, AnalysisMode, AnalysisRequest, GenerationParams
 from core.domain.errors import HeadlightError
-from core.store.records import analysis_from_record, record_fields
-from db.models import Visualization
 
 if TYPE_CHECKING:
     from core.domain.identity import Actor
@@ -297,16 +295,16 @@ def _source(analysis: Analysis) -> Source:
 def comparison_to_dict(comparison: Comparison) -> dict[str, Any]:
     """A JSON-safe dict of ``comparison``; `comparison_from_dict` rebuilds it without models.
 
-    Each analysis is stored like a saved analysis (`core.store.records.record_fields`, its compact
-    attention as base64); the full attention is not kept. The alignment is recomputed from
+    Each analysis is stored like a saved analysis (`core.attention.codec.analysis_to_json`: its
+    compact attention as base64); the full attention is not kept. The alignment is recomputed from
     the analyses' offsets on load; its spans are written for readers of the JSON.
     """
     alignment = comparison.alignment
     return {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "a": _analysis_dict(comparison.a),
-        "b": _analysis_dict(comparison.b),
+        "a": codec.analysis_to_json(comparison.a),
+        "b": codec.analysis_to_json(comparison.b),
         "alignment": {
             "granularity": alignment.granularity.value,
             "spans": [list(span) for span in alignment.spans],
@@ -334,7 +332,7 @@ def comparison_from_dict(data: dict[str, Any]) -> Comparison:
     if data.get("format") != FORMAT or data.get("version") not in (1, FORMAT_VERSION):
         raise ValueError(f"Not a {FORMAT} document of version 1 to {FORMAT_VERSION}.")
     try:
-        a, b = _analysis_from_dict(data["a"]), _analysis_from_dict(data["b"])
+        a, b = codec.analysis_from_json(data["a"]), codec.analysis_from_json(data["b"])
         granularity = Granularity(data["alignment"]["granularity"])
         similarity = np.asarray(data["similarity"], np.float32)
     except (KeyError, TypeError) as exc:
@@ -353,18 +351,6 @@ def comparison_from_dict(data: dict[str, Any]) -> Comparison:
         timings=CompareTimings(**data["timings"]),
         metric=str(data.get("metric", JENSEN_SHANNON)),
     )
-
-
-def _analysis_dict(analysis: Analysis) -> dict[str, Any]:
-    fields = record_fields(analysis)
-    fields["compact_attention"] = base64.b64encode(fields["compact_attention"]).decode("ascii")
-    return fields
-
-
-def _analysis_from_dict(fields: dict[str, Any]) -> Analysis:
-    # The same columns a saved analysis has: reuse its reader on a transient row.
-    row = dict(fields, compact_attention=base64.b64decode(fields["compact_attention"]))
-    return analysis_from_record(Visualization(**row))
 
 
 @dataclass

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 
 from core.access import audit, permissions
 from core.access.permissions import Scope
+from core.attention import codec
 from core.domain.analysis import Analysis
 from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError, validation_message
 from core.domain.identity import Viewer
 from core.store import export
-from core.store.records import record_fields
 from db import queries, search
 from db.models import MAX_ANNOTATION_CHARS, MAX_TAG_CHARS, MAX_TITLE_CHARS, Annotation, Visualization
 from db.search import SearchFilters, SearchPage, Sort
@@ -74,7 +74,7 @@ def save_analysis(
     record = queries.create_visualization(
         session=session,
         owner_id=viewer.user_id,
-        fields=record_fields(analysis),
+        fields=codec.analysis_fields(analysis),
         title=clean_title(title, analysis.request.text),
         tags=parse_tags(tags),
     )

@@ -218,7 +218,7 @@ def to_json_bytes(document: dict[str, Any]) -> bytes:
 def parse_import(data: bytes) -> tuple[ExportDocument, dict[str, Any]]:
     """Validate an uploaded export; returns the document and the record's column values.
 
-    The column values are those of `core.store.records.record_fields` (title, tags, owner and
+    The column values are those of `core.attention.codec.analysis_fields` (title, tags, owner and
     visibility are the caller's). Raises `ImportFileError` with a readable reason.
     """
     if len(data) > MAX_IMPORT_BYTES:

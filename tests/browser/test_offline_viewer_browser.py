@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from core.attention.codec import analysis_fields
 from core.store import export
-from core.store.records import record_fields
 from db.models import Annotation, User, Visualization
 from tests.factories import make_analysis
 
@@ -24,7 +24,7 @@ def _bundle(tmp_path: Path) -> Path:
     analysis = make_analysis(
         "The capital of France is", generated=" Paris <b>indeed</b>", n_layers=3, n_heads=4
     )
-    record = Visualization(owner_id=1, title="Capitals </script><b>bold</b>", **record_fields(analysis))
+    record = Visualization(owner_id=1, title="Capitals </script><b>bold</b>", **analysis_fields(analysis))
     record.created_at = now
     note = Annotation(
         body="Head 2.3 <i>copies</i>", layer=2, head=3, token_start=3, token_end=4, created_at=now

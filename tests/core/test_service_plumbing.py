@@ -18,6 +18,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.attention.codec import analysis_from_bytes, analysis_to_bytes
 from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
 from core.domain.identity import Actor
 from core.domain.settings import Settings
@@ -26,7 +27,6 @@ from core.models.registry import Registry
 from core.ops.telemetry import Telemetry
 from core.service.analysis_service import AnalysisService
 from core.service.cache import MemoryCache, RedisCache
-from core.service.codec import analysis_from_bytes, analysis_to_bytes
 from core.service.rate_limit import RateLimitedError, RateLimiter
 from tests.core.tiny import tiny_model
 

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.attention.codec import analysis_fields
 from core.domain.identity import Role
-from core.store.records import record_fields
 from db import session as db_session
 from db.models import (
     MAX_ATTENTION_BYTES,
@@ -39,7 +39,7 @@ TABLES = {table.name for table in Base.metadata.sorted_tables}
 
 
 def _visualization(owner_id: int, **overrides: object) -> Visualization:
-    fields = {**record_fields(make_analysis()), **overrides}
+    fields = {**analysis_fields(make_analysis()), **overrides}
     return Visualization(owner_id=owner_id, title="A title", **fields)
 
 
