@@ -20,12 +20,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.attention.comparison import CompareRequest
 from core.domain.analysis import GenerationParams
 from core.domain.identity import ANONYMOUS_ACTOR
 from core.domain.settings import get_settings
 from core.models.registry import load_registry
 from core.service.analysis_service import AnalysisService
-from core.service.compare import CompareRequest, run_comparison
+from core.service.compare import run_comparison
 from ui.compare_view import similarity_figure
 
 MODEL_A = "smollm2-135m-instruct"

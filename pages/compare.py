@@ -8,12 +8,13 @@ from streamlit.delta_generator import DeltaGenerator
 
 from core.access import permissions
 from core.attention.alignment import Granularity
+from core.attention.comparison import CompareOutcome, CompareRequest, comparison_to_json
 from core.domain.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
 from core.domain.errors import HeadlightError, validation_message
 from core.domain.identity import Actor
 from core.models.registry import ModelSpec
 from core.service.analysis_service import AnalysisService
-from core.service.compare import CompareOutcome, CompareRequest, comparison_to_json, run_comparison
+from core.service.compare import run_comparison
 from core.store import comparisons as compare_store
 from core.store import presets, transaction
 from db.models import PresetScreen

@@ -8,8 +8,7 @@ import streamlit as st
 from core.access import permissions
 from core.domain.errors import HeadlightError
 from core.domain.settings import get_settings
-from core.service import model_admin
-from core.store import transaction
+from core.store import model_admin, transaction
 from ui import models_view
 from ui.resources import get_service
 from ui.session import current_viewer

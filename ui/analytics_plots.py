@@ -1,4 +1,4 @@
-"""Plotly figures of the per-model analytics view: pure functions of `core.service.model_analytics`
+"""Plotly figures of the per-model analytics view: pure functions of `core.store.model_analytics`
 series and `core.ops.drift` reports."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from core.ops.drift import FeatureDrift, length_bin_labels
-from core.service.model_analytics import Series
+from core.store.model_analytics import Series
 
 _MARGIN = {"l": 10, "r": 10, "t": 50, "b": 10}
 

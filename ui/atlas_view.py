@@ -15,8 +15,7 @@ from core.attention.atlas import ATLAS_STATS, HEAD_KINDS, STAT_LABELS, AtlasResu
 from core.domain.analysis import MAX_TEXT_CHARS, AnalysisRequest
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
-from core.service import batch
-from core.store import transaction
+from core.store import batch, transaction
 from core.store.sharing import RecordKind
 from db.models import Atlas
 from ui import plots, share_panel

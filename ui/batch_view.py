@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session
 from core.access import permissions
 from core.domain.identity import Viewer
 from core.jobs.contract import ACTIVE, JobStatus
-from core.service import batch
-from core.store import datasets, transaction
+from core.store import batch, datasets, transaction
 from core.store.datasets import DatasetError, DatasetFormat, ParseReport
 from db.models import Dataset, Job
 from ui import plots

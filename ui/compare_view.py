@@ -15,8 +15,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from streamlit.delta_generator import DeltaGenerator
 
-from core.domain.analysis import MAX_NEW_TOKENS, ModelInfo
-from core.service.compare import (
+from core.attention.comparison import (
     BHATTACHARYYA,
     JENSEN_SHANNON,
     CompareOutcome,
@@ -25,6 +24,7 @@ from core.service.compare import (
     head_span_map,
     split_head,
 )
+from core.domain.analysis import MAX_NEW_TOKENS, ModelInfo
 from ui import plots
 from ui.analysis_view import render_analysis
 from ui.text import next_token_rows, prompt_and_continuation_html

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from core.access import permissions
 from core.access.permissions import Scope
+from core.attention.comparison import CompareOutcome
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
-from core.service.compare import CompareOutcome
 from core.store import comparisons as compare_store
 from core.store import transaction
 from core.store.sharing import RecordKind

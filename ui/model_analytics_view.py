@@ -19,8 +19,7 @@ from core.access import permissions
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
 from core.ops import drift
-from core.service import model_analytics
-from core.store import transaction
+from core.store import model_analytics, transaction
 from db import request_log
 from db.session import database_url
 from ui import analytics_plots as figures

@@ -19,10 +19,9 @@ from sqlalchemy.orm import Session
 from core.domain.identity import Viewer
 from core.domain.settings import Settings
 from core.models.registry import TEXT_FIELD_MAX
-from core.service import model_admin
 from core.service.analysis_service import AnalysisService
-from core.service.model_admin import FailureRow, ModelRow, NewModel, process_name
-from core.store import transaction
+from core.store import model_admin, transaction
+from core.store.model_admin import FailureRow, ModelRow, NewModel, process_name
 from ui.session import current_viewer
 
 FLASH = "models.flash"

@@ -17,10 +17,10 @@ from core.jobs.runner import Dispatcher, EmbeddedRunner, backend_for
 from core.jobs.tasks import RunConfig
 from core.ops import metrics
 from core.ops.logs import configure_logging
-from core.service import model_admin
 from core.service.analysis_service import AnalysisService
 from core.service.cache import make_cache
 from core.service.rate_limit import RateLimiter
+from core.store import model_admin
 from core.store.model_registry import LiveRegistry
 from core.store.request_log import RequestLog
 from core.store.sharing import SHARE_LIMIT_ROLE

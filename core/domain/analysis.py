@@ -156,6 +156,7 @@ class Analysis:
     """
 
     __slots__ = (
+        "__weakref__",  # the save panel remembers which analysis it saved by a weak reference
         "_compact",
         "_stats",
         "attention",
@@ -169,7 +170,6 @@ class Analysis:
         "timings",
         "token_ids",
         "tokens",
-        "__weakref__",  # the save panel remembers which analysis it saved by a weak reference
     )
 
     def __init__(

@@ -35,10 +35,19 @@ class RetryPolicy:
         return ceiling * (1.0 - self.jitter * rng.random())
 
 
+# Errors worth another try whatever their details: ours, dropped connections, timeouts and
+# the database driver's operational errors (a server restart, a lost connection).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
+    ConnectionError,
+    TimeoutError,
+    OperationalError,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth another try: our `TransientError`, dropped connections, timeouts and
-    database errors the driver marks as connection problems."""
-    if isinstance(exc, (TransientError, ConnectionError, TimeoutError, OperationalError)):
+    """`TRANSIENT_ERRORS`, and database errors the driver marks as connection problems."""
+    if isinstance(exc, TRANSIENT_ERRORS):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

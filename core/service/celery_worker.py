@@ -20,15 +20,14 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_init, worker_ready
-from sqlalchemy.exc import OperationalError
 
 from core.domain.settings import get_settings
 from core.jobs import tasks
-from core.jobs.contract import TransientError
+from core.jobs.retry import TRANSIENT_ERRORS
 from core.service.analysis_service import AnalysisService
-from core.service.model_admin import LoadFailureRecorder
+from core.store.model_admin import LoadFailureRecorder
 from core.store.model_registry import LiveRegistry
-from db.session import get_sessionmaker
+from core.store.transaction import session_factory
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +65,11 @@ def _service() -> AnalysisService:
     settings = get_settings()
     # The live registry, so models added on the Models screen run in workers too.
     registry = LiveRegistry(
-        lambda: get_sessionmaker(), settings.registry_path, refresh_seconds=settings.registry_refresh_seconds
+        lambda: session_factory(), settings.registry_path, refresh_seconds=settings.registry_refresh_seconds
     )
     service = AnalysisService(settings, registry)
     # A worker's failed loads reach the Models screen through the audit log.
-    service.pool.on_failure = LoadFailureRecorder(lambda: get_sessionmaker())
+    service.pool.on_failure = LoadFailureRecorder(lambda: session_factory())
     return service
 
 
@@ -82,7 +81,7 @@ def worker_name(hostname: str | None) -> str:
 @app.task(
     name=TASK_NAME,
     bind=True,
-    autoretry_for=(TransientError, OperationalError, ConnectionError, TimeoutError),
+    autoretry_for=TRANSIENT_ERRORS,
     retry_backoff=2,
     retry_backoff_max=300,
     retry_jitter=True,
@@ -93,7 +92,7 @@ def run_job_task(self: Task, job_id: int) -> str:
     settings = get_settings()
     status = tasks.run_job(
         job_id,
-        session_factory=get_sessionmaker(),
+        session_factory=session_factory(),
         service=_service(),
         worker_name=worker_name(self.request.hostname),
         config=tasks.RunConfig.from_settings(settings),
@@ -128,7 +127,7 @@ def _recover_on_start(sender: Any = None, **_: Any) -> None:
     hostname = getattr(sender, "hostname", None)
     settings = get_settings()
     sent = tasks.recover(
-        get_sessionmaker(),
+        session_factory(),
         worker_prefix=f"{hostname or 'celery'}:",
         lease_s=settings.batch_lease_seconds,
         enqueue=CeleryDispatcher().submit,

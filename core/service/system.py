@@ -10,6 +10,7 @@ import torch
 
 from core.models.pool import ModelPool
 from core.service.cache import ResultCache
+from core.store.transaction import database_reachable
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +82,8 @@ class Readiness:
 
 
 def database_readiness(url: str | None = None) -> Readiness:
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from db.session import database_url, get_sessionmaker
-
-    target = url or database_url()
-    dialect = target.split(":", 1)[0]
-    try:
-        with get_sessionmaker(target)() as session:
-            session.execute(text("SELECT 1"))
-    except (SQLAlchemyError, OSError) as exc:
-        log.warning("database not ready", extra={"error": str(exc)})
-        return Readiness("database", False, f"{dialect}: {type(exc).__name__}")
-    return Readiness("database", True, dialect)
+    ready, detail = database_reachable(url)
+    return Readiness("database", ready, detail)
 
 
 def cache_readiness(cache: ResultCache | None) -> Readiness:

@@ -2,7 +2,7 @@
 like saved analyses (private by default; owner, admins, grantees and public readers).
 
 A row keeps both models' ids and revisions, the text, the request minus its text
-(``params``) and ``result``: zlib-compressed UTF-8 JSON of `core.service.compare.comparison_to_dict`
+(``params``) and ``result``: zlib-compressed UTF-8 JSON of `core.attention.comparison.comparison_to_dict`
 (both analyses' compact forms, the alignment and the similarity matrix), so it reopens
 without running either model. A result over `MAX_ATTENTION_BYTES` is refused.
 """
@@ -19,16 +19,16 @@ from sqlalchemy.orm import Session
 
 from core.access import audit, permissions
 from core.access.permissions import Scope
-from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
-from core.domain.identity import Viewer
-from core.domain.spreadsheet import csv_cell
-from core.service.compare import (
+from core.attention.comparison import (
     CompareOutcome,
     CompareRequest,
     Comparison,
     comparison_from_dict,
     comparison_to_json,
 )
+from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
+from core.domain.identity import Viewer
+from core.domain.spreadsheet import csv_cell
 from core.store.analyses import clean_title
 from db import comparisons as queries
 from db.comparisons import ComparisonRow

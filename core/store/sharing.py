@@ -28,9 +28,9 @@ from core.access import audit, permissions
 from core.access.permissions import SavedModel, SavedRecord
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import Viewer
-from core.service import batch
 from core.service.rate_limit import RateLimitedError, RateLimiter
 from core.store import analyses as library
+from core.store import batch
 from core.store import comparisons as compare_store
 from db import sharing as sharing_db
 from db.models import Atlas, Comparison, ShareLink, Visualization

@@ -10,11 +10,12 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.domain.errors import StorageError
-from db.session import get_sessionmaker
+from db.session import database_url, get_sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -34,3 +35,30 @@ def unit_of_work() -> Iterator[Session]:
             "The database is unavailable right now, so nothing was saved or loaded. "
             "Anything on screen is kept; try again in a moment."
         ) from exc
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    """The sessions of the configured database (or ``url``), migrated to head on first use.
+
+    For the composition roots (the app's resources, the Celery worker) that hand a session
+    factory to background work; a user action uses `unit_of_work`.
+    """
+    return get_sessionmaker(url)
+
+
+def configured_database_url() -> str:
+    """The database URL the process uses (``DATABASE_URL``, else the embedded SQLite file)."""
+    return database_url()
+
+
+def database_reachable(url: str | None = None) -> tuple[bool, str]:
+    """Whether ``SELECT 1`` succeeds, and the dialect (with the error's type when not)."""
+    target = url or database_url()
+    dialect = target.split(":", 1)[0]
+    try:
+        with get_sessionmaker(target)() as session:
+            session.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:
+        logger.warning("database not ready", extra={"error": str(exc)})
+        return False, f"{dialect}: {type(exc).__name__}"
+    return True, dialect

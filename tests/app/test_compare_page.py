@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.attention.comparison import CompareOutcome, CompareRequest, compare
 from core.domain.settings import get_settings
-from core.service.compare import CompareOutcome, CompareRequest, compare
 from db.session import dispose_all
 from tests.app.accounts import add_account, signed_in
 from tests.factories import make_analysis

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from core.attention.comparison import compare
 from core.domain.identity import Role
-from core.service.compare import compare
 from core.store import comparisons as compare_store
 from core.store import transaction
 from tests.app.accounts import add_account

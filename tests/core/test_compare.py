@@ -8,24 +8,24 @@ import numpy as np
 import pytest
 import torch
 
+from core.attention import comparison as compare_module
 from core.attention.alignment import text_spans
 from core.attention.compact import compact_from_full
-from core.domain.analysis import Analysis, AnalysisRequest, GenerationParams
-from core.domain.errors import HeadlightError
-from core.domain.identity import ANONYMOUS_ACTOR
-from core.models.inference import analyse
-from core.models.loading import LoadedModel
-from core.service import compare as compare_module
-from core.service.analysis_service import AnalysisService
-from core.service.compare import (
+from core.attention.comparison import (
     CompareRequest,
     Comparison,
     compare,
     comparison_from_dict,
     comparison_to_dict,
     head_similarity,
-    run_comparison,
 )
+from core.domain.analysis import Analysis, AnalysisRequest, GenerationParams
+from core.domain.errors import HeadlightError
+from core.domain.identity import ANONYMOUS_ACTOR
+from core.models.inference import analyse
+from core.models.loading import LoadedModel
+from core.service.analysis_service import AnalysisService
+from core.service.compare import run_comparison
 from tests.core.tiny import tiny_model
 from tests.factories import make_analysis
 

@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from core.access import audit
+from core.attention.comparison import compare
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS, Role, Viewer
-from core.service.compare import compare
 from core.store import analyses as library
 from core.store import comparisons as compare_store
 from core.store import sharing

@@ -8,9 +8,8 @@ from sqlalchemy.orm import Session
 
 from core.access import audit, auth
 from core.domain.identity import ANONYMOUS
-from core.service import batch
 from core.store import analyses as library
-from core.store import sharing
+from core.store import batch, sharing
 from db.audit import AuditFilters, AuditRow
 from db.models import AuditEvent, Job, utcnow
 from tests.db.conftest import UserFactory

@@ -16,8 +16,7 @@ from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import Role, Viewer
 from core.jobs.contract import JobStatus, RowStatus
 from core.models.registry import Registry
-from core.service import batch
-from core.store import datasets
+from core.store import batch, datasets
 from core.store.datasets import DatasetFormat
 from db import atlases as atlas_db
 from db import datasets as dataset_db

@@ -27,9 +27,9 @@ from core.domain.settings import Settings, get_settings
 from core.jobs.contract import JobStatus, RowStatus
 from core.jobs.tasks import RunConfig, run_job
 from core.models.registry import Registry
-from core.service import batch
 from core.service import celery_worker as celery_app
 from core.service.celery_worker import CeleryDispatcher, make_app
+from core.store import batch
 from db import datasets as dataset_db
 from db.models import Atlas, Job, JobEvent, JobRow, User
 from db.session import dispose_all, init_db, make_engine

@@ -7,10 +7,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.attention.comparison import CompareRequest, compare
 from core.domain.analysis import GenerationParams
 from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS, Role, Viewer
-from core.service.compare import CompareRequest, compare
 from core.store import comparisons as compare_store
 from db.models import AuditEvent, Grant
 from db.models import Comparison as ComparisonRecord

@@ -21,7 +21,7 @@ from core.jobs.contract import JobStatus, RowStatus, TransientError
 from core.jobs.retry import RetryPolicy
 from core.jobs.tasks import RunConfig, run_job
 from core.models.loading import LoadedModel
-from core.service import batch
+from core.store import batch
 from db import jobs as jobs_db
 from db.models import Atlas, Job, JobRow, utcnow
 from tests.core.tiny import tiny_model

@@ -20,9 +20,9 @@ from core.domain.errors import ModelDisabledError
 from core.domain.identity import Role, Viewer
 from core.domain.settings import Settings
 from core.models.import_checks import ModelCheckError
-from core.service import model_admin
 from core.service.analysis_service import AnalysisService
-from core.service.model_admin import ModelAdminError, NewModel
+from core.store import model_admin
+from core.store.model_admin import ModelAdminError, NewModel
 from core.store.model_registry import MODEL_SEED, MODEL_SEED_UPDATE, LiveRegistry
 from db.models import AuditEvent, ModelOrigin, RegisteredModel
 from tests.core.tiny import save_tiny

@@ -17,9 +17,8 @@ from core.domain.analysis import GenerationParams
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import Role, Viewer
 from core.ops import drift
-from core.service import model_analytics
-from core.service.model_analytics import DriftWindows
-from core.store import presets
+from core.store import model_analytics, presets
+from core.store.model_analytics import DriftWindows
 from core.store.presets import GenerateSettings, GenerateView, PresetError
 from core.store.request_log import RequestEntry, RequestLog
 from db import purge as purge_command

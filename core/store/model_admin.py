@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import event, select
@@ -45,9 +45,16 @@ from core.models.import_checks import (
     hub_snapshot,
     inspect_directory,
 )
-from core.models.registry import TEXT_FIELD_MAX, VERSION_SEPARATOR, ModelSource, ModelSpec, availability
-from core.service.analysis_service import AnalysisService
-from core.store.model_registry import MODEL, MODEL_DEFAULT, spec_columns, spec_from_row
+from core.models.pool import ModelPool
+from core.models.registry import (
+    TEXT_FIELD_MAX,
+    VERSION_SEPARATOR,
+    ModelSource,
+    ModelSpec,
+    Registry,
+    availability,
+)
+from core.store.model_registry import MODEL, MODEL_DEFAULT, RegistrySource, spec_columns, spec_from_row
 from db import model_registry as registry_db
 from db.models import AuditEvent, ModelOrigin, RegisteredModel, User, utcnow
 
@@ -76,6 +83,19 @@ _LOAD_ACTOR: contextvars.ContextVar[int | None] = contextvars.ContextVar("load_a
 def process_name() -> str:
     """``<host>:<pid>``, as Celery workers name themselves (`core.service.celery_worker.worker_name`)."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ModelHost(Protocol):
+    """What model administration needs of the analysis service: its registry and its pool."""
+
+    @property
+    def registry_source(self) -> RegistrySource: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def pool(self) -> ModelPool: ...
 
 
 class ModelAdminError(HeadlightError):
@@ -159,7 +179,7 @@ def _require_admin(viewer: Viewer) -> int:
     return viewer.user_id
 
 
-def _after_commit_refresh(session: Session, service: AnalysisService) -> None:
+def _after_commit_refresh(session: Session, service: ModelHost) -> None:
     """Drop the service's registry snapshot now and again once this transaction commits
     (a rerun between the two would otherwise cache the old rows for a refresh period)."""
     service.registry_source.invalidate()
@@ -208,9 +228,7 @@ def _source_text(spec: ModelSpec) -> str:
     return f"directory {source.path}"
 
 
-def model_rows(
-    *, session: Session, viewer: Viewer, service: AnalysisService, uploads_dir: Path
-) -> ModelListing:
+def model_rows(*, session: Session, viewer: Viewer, service: ModelHost, uploads_dir: Path) -> ModelListing:
     """Every registry model, versions of one family together, with its state in this process.
 
     A stored row that is not a valid model (edited by hand) is listed in ``skipped`` instead
@@ -424,7 +442,7 @@ def _build_spec(
 def _lock_and_insert(
     session: Session,
     viewer: Viewer,
-    service: AnalysisService,
+    service: ModelHost,
     model_id: str,
     new: NewModel,
     source: ModelSource,
@@ -467,7 +485,7 @@ def _lock_and_insert(
 
 
 def add_local(
-    *, session: Session, viewer: Viewer, service: AnalysisService, directory: str, new: NewModel
+    *, session: Session, viewer: Viewer, service: ModelHost, directory: str, new: NewModel
 ) -> Added:
     """Register a model directory on the server, in place (its revision is a content hash)."""
     _require_admin(viewer)
@@ -485,7 +503,7 @@ def add_local(
 
 
 def add_hub(
-    *, session: Session, viewer: Viewer, service: AnalysisService, repo: str, revision: str, new: NewModel
+    *, session: Session, viewer: Viewer, service: ModelHost, repo: str, revision: str, new: NewModel
 ) -> Added:
     """Register a hub model pinned to a commit; it must already be in the local cache."""
     _require_admin(viewer)
@@ -501,7 +519,7 @@ def add_upload(
     *,
     session: Session,
     viewer: Viewer,
-    service: AnalysisService,
+    service: ModelHost,
     data: IO[bytes],
     filename: str,
     new: NewModel,
@@ -619,7 +637,7 @@ def sweep_partial_uploads(uploads_dir: Path, *, max_age_s: float = PARTIAL_MAX_A
 
 
 def set_enabled(
-    *, session: Session, viewer: Viewer, service: AnalysisService, model_id: str, enabled: bool
+    *, session: Session, viewer: Viewer, service: ModelHost, model_id: str, enabled: bool
 ) -> None:
     """Offer the model in the pickers again, or take it out (and out of this process's memory;
     queued and running batch jobs on it fail when they next load it, `core.jobs.tasks`)."""
@@ -638,7 +656,7 @@ def set_enabled(
     _after_commit_refresh(session, service)
 
 
-def set_default(*, session: Session, viewer: Viewer, service: AnalysisService, model_id: str) -> None:
+def set_default(*, session: Session, viewer: Viewer, service: ModelHost, model_id: str) -> None:
     """Make the model the pickers' initial choice (exactly one model is the default)."""
     _require_admin(viewer)
     registry_db.lock_registry(session=session)
@@ -659,7 +677,7 @@ def set_default(*, session: Session, viewer: Viewer, service: AnalysisService, m
 # --- Memory ----------------------------------------------------------------------------------
 
 
-def load(*, session: Session, viewer: Viewer, service: AnalysisService, model_id: str) -> LoadOutcome:
+def load(*, session: Session, viewer: Viewer, service: ModelHost, model_id: str) -> LoadOutcome:
     """Load the model into this process's pool; a failure is an outcome (audited), not an error.
 
     A turned-off model is refused: loading it would hold memory for a model no one may run.
@@ -696,7 +714,7 @@ def load(*, session: Session, viewer: Viewer, service: AnalysisService, model_id
     )
 
 
-def unload(*, session: Session, viewer: Viewer, service: AnalysisService, model_id: str) -> bool:
+def unload(*, session: Session, viewer: Viewer, service: ModelHost, model_id: str) -> bool:
     """Drop the model from this process's memory; False when it was not loaded."""
     _require_admin(viewer)
     spec = service.registry.get(model_id)
