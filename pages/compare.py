@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
-from pydantic import ValidationError
 from streamlit.delta_generator import DeltaGenerator
 
 from core.access import permissions
 from core.attention.alignment import Granularity
-from core.attention.comparison import CompareOutcome, CompareRequest, comparison_to_json
-from core.domain.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT, GenerationParams
-from core.domain.errors import HeadlightError, validation_message
+from core.attention.comparison import CompareOutcome, comparison_to_json
+from core.domain.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT
+from core.domain.errors import HeadlightError
 from core.domain.identity import Actor
 from core.models.registry import ModelSpec
 from core.service.analysis_service import AnalysisService
-from core.service.compare import run_comparison
+from core.service.compare import submit_comparison
 from core.store import comparisons as compare_store
 from core.store import presets, transaction
 from db.models import PresetScreen
@@ -37,7 +38,7 @@ def _pick_model(page: RunPage, column: DeltaGenerator, side: str, default: int) 
     return spec
 
 
-def _run(service: AnalysisService, request: CompareRequest, actor: Actor) -> None:
+def _run(service: AnalysisService, actor: Actor, **form: Any) -> None:
     columns = st.columns(2)
     bars = {side: column.progress(0.0, text="Waiting…") for side, column in zip("ab", columns, strict=True)}
 
@@ -45,8 +46,10 @@ def _run(service: AnalysisService, request: CompareRequest, actor: Actor) -> Non
         bars[side].progress(min(max(fraction, 0.0), 1.0), text=f"{side.upper()}: {message}")
 
     try:
-        st.session_state[OUTCOME] = run_comparison(service, request, actor=actor, progress=progress)
+        st.session_state[OUTCOME] = submit_comparison(service, actor=actor, progress=progress, **form)
         st.session_state.pop(SAVED_ID, None)
+    except HeadlightError as exc:
+        st.error(str(exc))
     finally:
         for bar in bars.values():
             bar.empty()
@@ -152,24 +155,17 @@ def main() -> None:
 
     unusable = bool(reasons[spec_a.id] or reasons[spec_b.id])
     if st.button("Compare", type="primary", key="compare.run", disabled=unusable):
-        try:
-            request = CompareRequest.of(
-                model_a=(spec_a.id, spec_a.kind),
-                model_b=(spec_b.id, spec_b.kind),
-                text=text,
-                generate=generate,
-                generation=GenerationParams(**params),
-                top_k_next=top_k_next,
-                granularity=granularity,
-            )
-        except ValidationError as exc:
-            st.error(validation_message(exc))
-            # Logged like Generate's refusals: once per model asked (both would have run).
-            for spec in {spec_a.id: spec_a, spec_b.id: spec_b}.values():
-                mode = "generate" if generate and spec.kind == "causal" else "encode"
-                service.record_refusal(model_id=spec.id, mode=mode, text=text, error=exc, actor=actor)
-        else:
-            _run(service, request, actor)
+        _run(
+            service,
+            actor,
+            model_a=spec_a,
+            model_b=spec_b,
+            text=text,
+            generate=generate,
+            generation=params,
+            top_k_next=top_k_next,
+            granularity=granularity,
+        )
 
     _open_saved()
     outcome = st.session_state.get(OUTCOME)

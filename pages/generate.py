@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
-from pydantic import ValidationError
 
-from core.domain.analysis import (
-    MAX_NEW_TOKENS,
-    MAX_TEXT_CHARS,
-    MAX_TOP_K_NEXT,
-    AnalysisMode,
-    AnalysisRequest,
-    GenerationParams,
-)
-from core.domain.errors import HeadlightError, validation_message
-from core.service.redaction import redact
+from core.domain.analysis import MAX_NEW_TOKENS, MAX_TEXT_CHARS, MAX_TOP_K_NEXT, AnalysisForm, AnalysisMode
+from core.domain.errors import HeadlightError
 from core.store import presets
 from db.models import PresetScreen
 from ui.analysis_view import render_analysis
@@ -89,42 +80,33 @@ def main() -> None:
     # below keep their places, so the attention view is not rebuilt by the next click.
     status = st.container()
     if run:
+        progress = status.progress(0.0, text="Starting…")
+        if not service.pool.is_loaded(spec):
+            progress.progress(0.0, text=f"Loading {spec.label} (first use may take a minute)…")
+        form = AnalysisForm(
+            model_id=model_id,
+            text=text,
+            mode=mode,
+            generation=params,
+            top_k_next=top_k_next,
+            redact=redact_text,
+        )
         try:
-            if redact_text:
-                redaction = redact(text)
-                text = redaction.text
-                if any(redaction.counts.values()):
-                    found = ", ".join(f"{n} {kind}" for kind, n in redaction.counts.items() if n)
-                    status.info(f"Redacted before analysis: {found}.")
-            request = AnalysisRequest(
-                model_id=model_id,
-                text=text,
-                mode=mode,
-                generation=GenerationParams(**params),
-                top_k_next=top_k_next,
+            result = service.submit(
+                form, actor=actor, progress=lambda f, msg: progress.progress(f, text=f"Running: {msg}")
             )
-        except ValidationError as exc:
-            status.error(validation_message(exc))
-            service.record_refusal(model_id=model_id, mode=mode.value, text=text, error=exc, actor=actor)
-            request = None
-        if request is not None:
-            progress = status.progress(0.0, text="Starting…")
-            try:
-                if not service.pool.is_loaded(spec):
-                    progress.progress(0.0, text=f"Loading {spec.label} (first use may take a minute)…")
-                analysis = service.run(
-                    request,
-                    actor=actor,
-                    progress=lambda f, msg: progress.progress(f, text=f"Running: {msg}"),
-                )
-            except HeadlightError as exc:
-                status.error(str(exc))
-            else:
-                st.session_state["generate.analysis"] = analysis
-                if analysis.cache_hit:
-                    st.toast("Served from the result cache: the model did not run.")
-            finally:
-                progress.empty()
+        except HeadlightError as exc:
+            status.error(str(exc))
+        else:
+            if result.redactions:
+                found = ", ".join(f"{n} {kind}" for kind, n in result.redactions.items())
+                status.info(f"Redacted before analysis: {found}.")
+            st.session_state["generate.analysis"] = result.analysis
+            st.session_state["generate.analysed_input"] = (model_id, text)
+            if result.analysis.cache_hit:
+                st.toast("Served from the result cache: the model did not run.")
+        finally:
+            progress.empty()
 
     quota = service.rate_status(actor)
     if quota is not None:
@@ -135,6 +117,13 @@ def main() -> None:
 
     analysis = st.session_state.get("generate.analysis")
     if analysis is not None:
+        if st.session_state.get("generate.analysed_input") != (model_id, text):
+            # A refused run, or an edit without Run: say so rather than show a stale result
+            # as if it belonged to the input above.
+            st.warning(
+                "The result below is for the previous input, not the text and model above. "
+                "Press Run to analyse them."
+            )
         clamp_view_state(analysis, "generate")
         render_analysis(analysis, key="generate")
         render_save_panel(analysis, key="generate")

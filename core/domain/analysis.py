@@ -10,8 +10,9 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -272,3 +273,24 @@ class Analysis:
         if self.prompt_len >= self.seq_len:
             return self.text
         return self.text[: self.offsets[self.prompt_len][0]]
+
+
+@dataclass(frozen=True)
+class AnalysisForm:
+    """What a person typed for one run, before validation: the input of
+    `AnalysisService.submit`, which redacts, validates and checks it in one place."""
+
+    model_id: str
+    text: str
+    mode: AnalysisMode = AnalysisMode.ENCODE
+    generation: Mapping[str, object] = field(default_factory=dict)
+    top_k_next: int = 5
+    redact: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One served run: the analysis and how many values of each kind were redacted first."""
+
+    analysis: Analysis
+    redactions: Mapping[str, int] = field(default_factory=dict)

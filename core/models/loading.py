@@ -151,3 +151,45 @@ def load_model(spec: ModelSpec, *, cache_dir: Path, device_preference: str = "au
 
 def clear_converted(spec: ModelSpec, cache_dir: Path) -> None:
     shutil.rmtree(cache_dir / f"{spec.id}@{spec.revision}", ignore_errors=True)
+
+
+class TokenCounter:
+    """A model's tokenizer alone: counts tokens before any rate limit or weight load.
+
+    Loading a tokenizer takes milliseconds to a second and no model memory, so the service
+    can refuse an over-long input before it spends a user's quota or loads the weights.
+    """
+
+    def __init__(self, spec: ModelSpec, weights_dir: Path) -> None:
+        self.spec = spec
+        self._tokenizer = AutoTokenizer.from_pretrained(weights_dir, trust_remote_code=False)
+
+    def count(self, text: str, *, add_special_tokens: bool = True) -> int:
+        return len(self._tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def chat_prompt(self, text: str) -> str | None:
+        """``text`` as the model's chat template renders a user turn; None without a template."""
+        if not self.spec.chat_template or not self._tokenizer.chat_template:
+            return None
+        messages = [{"role": "user", "content": text}]
+        return str(self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+
+
+_COUNTERS: dict[tuple[str, str], TokenCounter] = {}
+_COUNTERS_LOCK = threading.Lock()
+
+
+def token_counter(spec: ModelSpec, *, cache_dir: Path) -> TokenCounter:
+    """The `TokenCounter` of ``spec`` (one per model revision and process)."""
+    key = (spec.id, spec.revision)
+    with _COUNTERS_LOCK:
+        counter = _COUNTERS.get(key)
+    if counter is None:
+        weights_dir = resolve_weights_dir(spec, cache_dir)  # unavailable: its own message
+        try:
+            counter = TokenCounter(spec, weights_dir)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{spec.label}'s tokenizer failed to load: {exc}") from exc
+        with _COUNTERS_LOCK:
+            counter = _COUNTERS.setdefault(key, counter)
+    return counter

@@ -10,18 +10,27 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from core.attention.codec import analysis_from_bytes, analysis_to_bytes
-from core.domain.analysis import Analysis, AnalysisRequest
-from core.domain.errors import HeadlightError, ModelDisabledError
+from core.domain.analysis import (
+    Analysis,
+    AnalysisForm,
+    AnalysisMode,
+    AnalysisRequest,
+    GenerationParams,
+    RunResult,
+)
+from core.domain.errors import HeadlightError, InputTooLongError, ModelDisabledError, validation_message
 from core.domain.identity import ANONYMOUS_ACTOR, Actor
 from core.domain.settings import Settings
 from core.models.inference import Progress, analyse, layer_attention
-from core.models.loading import LoadedModel, load_model
+from core.models.loading import LoadedModel, TokenCounter, load_model, token_counter
 from core.models.pool import ModelPool
 from core.models.registry import ModelSpec, Registry
 from core.ops import metrics
@@ -29,6 +38,7 @@ from core.ops.logs import log_context
 from core.ops.telemetry import TELEMETRY, AnalysisEvent, Telemetry
 from core.service.cache import ResultCache
 from core.service.rate_limit import RateDecision, RateLimiter
+from core.service.redaction import redact
 from core.store.model_registry import RegistrySource, StaticRegistry
 from core.store.request_log import RequestLog, RequestTarget, entry_for
 
@@ -51,6 +61,7 @@ class AnalysisService:
         limiter: RateLimiter | None = None,
         telemetry: Telemetry = TELEMETRY,
         request_log: RequestLog | None = None,
+        tokenizers: Callable[[ModelSpec], TokenCounter] | None = None,
     ) -> None:
         self.settings = settings
         # The live registry (core/store/model_registry.py) in the app; a fixed one in tests and scripts.
@@ -61,6 +72,8 @@ class AnalysisService:
             ),
             budget_bytes=settings.model_memory_budget_mb * 1024 * 1024,
         )
+        # Tokenizers alone, to refuse over-long inputs before the rate limit and the model load.
+        self.tokenizers = tokenizers or (lambda spec: token_counter(spec, cache_dir=settings.model_cache_dir))
         self.cache = cache
         self.limiter = limiter
         self.telemetry = telemetry
@@ -108,6 +121,38 @@ class AnalysisService:
     def rate_status(self, actor: Actor) -> RateDecision | None:
         return self.limiter.status(actor.key, actor.role) if self.limiter else None
 
+    def submit(
+        self,
+        form: AnalysisForm,
+        *,
+        actor: Actor = ANONYMOUS_ACTOR,
+        progress: Progress | None = None,
+    ) -> RunResult:
+        """One user action, from what was typed to the result, in this order: redaction,
+        validation, the model check, the token count (before the rate limit and any model
+        load), the rate limit, the cache, the model. Every outcome (served, refused, failed)
+        goes to the request log; a refusal raises a `HeadlightError` that says why."""
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex[:12]
+        target = RequestTarget(form.model_id, AnalysisMode(form.mode).value, len(form.text))
+        text, redactions = form.text, {}
+        if form.redact:
+            redaction = redact(text)
+            text, redactions = redaction.text, {k: n for k, n in redaction.counts.items() if n}
+        try:
+            request = AnalysisRequest(
+                model_id=form.model_id,
+                text=text,
+                mode=form.mode,
+                generation=GenerationParams(**form.generation),
+                top_k_next=form.top_k_next,
+            )
+        except ValidationError as exc:
+            self.record_refusal(target, error=exc, actor=actor, request_id=request_id, started=started)
+            raise HeadlightError(validation_message(exc)) from exc
+        analysis = self._serve(request, actor, request_id, started, progress)
+        return RunResult(analysis=analysis, redactions=redactions)
+
     def run(
         self,
         request: AnalysisRequest,
@@ -115,13 +160,23 @@ class AnalysisService:
         actor: Actor = ANONYMOUS_ACTOR,
         progress: Progress | None = None,
     ) -> Analysis:
-        """Serve one request; every outcome (served, refused, failed) goes to the request log."""
-        started = time.perf_counter()
-        request_id = uuid.uuid4().hex[:12]
+        """Serve an already validated request (Compare's sides, recompute, scripts): the steps of
+        `submit` from the model check on."""
+        return self._serve(request, actor, uuid.uuid4().hex[:12], time.perf_counter(), progress)
+
+    def _serve(
+        self,
+        request: AnalysisRequest,
+        actor: Actor,
+        request_id: str,
+        started: float,
+        progress: Progress | None,
+    ) -> Analysis:
         revision: str | None = None
         try:
             spec = self.require_enabled(request.model_id)
             revision = spec.revision
+            self.check_length(spec, request)
             analysis = self._run(spec, request, actor, request_id, progress)
         except Exception as exc:
             self._log_request(request, revision, actor, request_id, started, error=exc)
@@ -129,16 +184,41 @@ class AnalysisService:
         self._log_request(request, revision, actor, request_id, started, analysis=analysis)
         return analysis
 
+    def check_length(self, spec: ModelSpec, request: AnalysisRequest) -> None:
+        """Refuse a request whose tokens (prompt plus new tokens) exceed the model's limit.
+
+        Counts with the tokenizer alone, so nothing is loaded and no quota is spent; the
+        model's own pass checks again with the exact sequence.
+        """
+        counter = self.tokenizers(spec)
+        generating = request.mode is AnalysisMode.GENERATE
+        if generating and request.generation.use_chat_template:
+            prompt = counter.chat_prompt(request.text)
+            if prompt is None:
+                raise HeadlightError(f"{spec.label} has no chat template; turn the option off.")
+            n_tokens = counter.count(prompt, add_special_tokens=False)
+        else:
+            n_tokens = counter.count(request.text)
+        needed = n_tokens + (request.generation.max_new_tokens if generating else 0)
+        if needed > spec.max_input_tokens:
+            raise InputTooLongError(needed, spec.max_input_tokens, spec.label)
+
     def record_refusal(
-        self, *, model_id: str, mode: str, text: str, error: BaseException, actor: Actor
+        self,
+        target: RequestTarget,
+        *,
+        error: BaseException,
+        actor: Actor,
+        request_id: str | None = None,
+        started: float | None = None,
     ) -> None:
-        """Log a request a page refused before `run` (its input did not validate) for a named model."""
+        """Log a request refused before it became an `AnalysisRequest` (its input did not validate)."""
         try:
-            revision: str | None = self.registry.get(model_id).revision
+            revision: str | None = self.registry.get(target.model_id).revision
         except HeadlightError:
             revision = None
-        target = RequestTarget(model_id=model_id, mode=mode, input_chars=len(text))
-        self._log_request(target, revision, actor, None, time.perf_counter(), error=error)
+        when = time.perf_counter() if started is None else started
+        self._log_request(target, revision, actor, request_id, when, error=error)
 
     def _log_request(
         self,

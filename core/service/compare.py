@@ -6,12 +6,18 @@ other side usable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from pydantic import ValidationError
+
+from core.attention.alignment import Granularity
 from core.attention.comparison import CompareOutcome, CompareRequest, Side, compare
-from core.domain.errors import HeadlightError
+from core.domain.analysis import GenerationParams
+from core.domain.errors import HeadlightError, validation_message
 from core.domain.identity import Actor
+from core.models.registry import ModelSpec
 from core.service.analysis_service import AnalysisService
+from core.store.request_log import RequestTarget
 
 SideProgress = Callable[[Side, float, str], None]
 
@@ -51,3 +57,39 @@ def run_comparison(
         except HeadlightError as exc:
             outcome.comparison_error = str(exc)
     return outcome
+
+
+def submit_comparison(
+    service: AnalysisService,
+    *,
+    model_a: ModelSpec,
+    model_b: ModelSpec,
+    text: str,
+    generate: bool,
+    generation: Mapping[str, object],
+    top_k_next: int,
+    granularity: Granularity,
+    actor: Actor,
+    progress: SideProgress = _no_progress,
+) -> CompareOutcome:
+    """The Compare screen's one call: validate what was typed, then `run_comparison`.
+
+    Input that does not validate is refused with one readable `HeadlightError`, logged
+    like Generate's refusals: once per model asked (both would have run).
+    """
+    try:
+        request = CompareRequest.of(
+            model_a=(model_a.id, model_a.kind),
+            model_b=(model_b.id, model_b.kind),
+            text=text,
+            generate=generate,
+            generation=GenerationParams(**generation),
+            top_k_next=top_k_next,
+            granularity=granularity,
+        )
+    except ValidationError as exc:
+        for spec in {model_a.id: model_a, model_b.id: model_b}.values():
+            mode = "generate" if generate and spec.kind == "causal" else "encode"
+            service.record_refusal(RequestTarget(spec.id, mode, len(text)), error=exc, actor=actor)
+        raise HeadlightError(validation_message(exc)) from exc
+    return run_comparison(service, request, actor=actor, progress=progress)

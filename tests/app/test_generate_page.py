@@ -86,9 +86,12 @@ def test_repeat_is_cached_and_limit_refuses_politely(monkeypatch: pytest.MonkeyP
         get_service().flush()  # the cache write runs in the background
         at.button(key="generate.run").click().run()
         assert any("result cache" in t.value for t in at.toast)
+        assert not at.warning  # the result shown is for the input above
+        at.text_area(key="generate.text").set_value("A new text the limit refuses.")
         at.button(key="generate.run").click().run()
         assert "all 2 analyses allowed per minute" in at.error[0].value
         assert [m for m in at.markdown if "hl-text" in m.value]  # the last result is still shown
+        assert "previous input" in at.warning[0].value  # ... and says it is not for the new text
         assert any("0 of 2 analyses left" in c.value for c in at.caption)
     finally:
         get_settings.cache_clear()

@@ -221,7 +221,7 @@ def test_service_flush_waits_for_the_request_log(settings: Settings, registry: R
     log = RequestLog(lambda: _FakeSession(written, gate=release))  # type: ignore[arg-type,return-value]
     service = AnalysisService(settings, registry, request_log=log)
     service.record_refusal(
-        model_id="no-such-model", mode="encode", text="hi", error=ValueError("bad"), actor=ANONYMOUS_ACTOR
+        RequestTarget("no-such-model", "encode", 2), error=ValueError("bad"), actor=ANONYMOUS_ACTOR
     )
     threading.Timer(0.3, release.set).start()
     service.flush()

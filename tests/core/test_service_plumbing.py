@@ -28,7 +28,7 @@ from core.ops.telemetry import Telemetry
 from core.service.analysis_service import AnalysisService
 from core.service.cache import MemoryCache, RedisCache
 from core.service.rate_limit import RateLimitedError, RateLimiter
-from tests.core.tiny import tiny_model
+from tests.core.tiny import tiny_counter, tiny_model
 
 TINY = tiny_model("causal", n_layers=2, n_heads=4)
 LIMITS = {"analyst": "5/minute", "anonymous": "2/minute"}
@@ -37,7 +37,15 @@ LIMITS = {"analyst": "5/minute", "anonymous": "2/minute"}
 def _service(settings: Settings, cache=None, limiter=None) -> AnalysisService:
     pool = ModelPool(lambda spec: TINY, budget_bytes=1 << 30)
     registry = Registry([TINY.spec])
-    return AnalysisService(settings, registry, pool=pool, cache=cache, limiter=limiter, telemetry=Telemetry())
+    return AnalysisService(
+        settings,
+        registry,
+        pool=pool,
+        cache=cache,
+        limiter=limiter,
+        telemetry=Telemetry(),
+        tokenizers=tiny_counter,
+    )
 
 
 def _request(text: str = "cache me if you can", **params) -> AnalysisRequest:

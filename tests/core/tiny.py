@@ -8,7 +8,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
 from core.domain.analysis import ModelInfo
-from core.models.loading import LoadedModel, weight_bytes
+from core.models.loading import LoadedModel, TokenCounter, weight_bytes
 from core.models.registry import ModelSource, ModelSpec, availability
 
 MINILM = ModelSpec(
@@ -54,6 +54,11 @@ def tiny_model(kind: str = "causal", *, n_layers: int = 2, n_heads: int = 4) -> 
     )
     info = ModelInfo(spec.id, spec.revision, kind, type(model).__name__, n_layers, n_heads, "cpu", "float32")
     return LoadedModel(spec, model, tokenizer, info, weight_bytes(model), 0.0)
+
+
+def tiny_counter(spec: ModelSpec) -> TokenCounter:
+    """The tiny models' tokenizer alone (the bundled MiniLM's), as the service counts tokens."""
+    return TokenCounter(spec, availability(MINILM).location)
 
 
 def save_tiny(directory: Path, kind: str = "causal") -> Path:
