@@ -1,41 +1,47 @@
-"""House rule: core/ (outside resources and render) and db/ never import streamlit."""
+"""House rules of the whole tree: the import-linter floors, and no remote code for models."""
 
 from __future__ import annotations
 
 import ast
+import configparser
+import subprocess
+import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = ("ui/resources.py", "ui/")
+ROOT = Path(__file__).resolve().parents[1]
+CONTRACTS = ROOT / ".importlinter"
 
 
-def _imports_streamlit(path: Path) -> bool:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-        if any(name == "streamlit" or name.startswith("streamlit.") for name in names):
-            return True
-    return False
+def test_import_contracts_hold() -> None:
+    """Floors point down, only the store floors import db, only ui imports Streamlit, only
+    the model adapter imports transformers (`.importlinter`; `make lint` runs the same)."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    result = subprocess.run(
+        [str(lint_imports), "--config", str(CONTRACTS), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
-def test_core_and_db_do_not_import_streamlit() -> None:
-    """Only ui/resources.py and ui/ may import streamlit."""
-    offenders = []
-    for folder in ("core", "db"):
-        for path in (ROOT / folder).rglob("*.py"):
-            relative = path.relative_to(ROOT).as_posix()
-            if not relative.startswith(ALLOWED) and _imports_streamlit(path):
-                offenders.append(relative)
-    assert offenders == []
+def test_every_package_stands_on_a_floor() -> None:
+    """A new package under core/ must be placed in the floors contract, or nothing checks it."""
+    config = configparser.ConfigParser()
+    config.read(CONTRACTS)
+    layers = config["importlinter:contract:floors"]["layers"]
+    floors = {name.strip() for line in layers.splitlines() for name in line.split("|") if name.strip()}
+    packages = {f"core.{path.parent.name}" for path in (ROOT / "core").glob("*/__init__.py")}
+    assert packages <= floors, sorted(packages - floors)
+    assert not [p.name for p in (ROOT / "core").glob("*.py") if p.name != "__init__.py"], (
+        "core/ holds packages only"
+    )
 
 
 def test_no_remote_code_for_models() -> None:
     """No code path passes trust_remote_code=True."""
-    for path in (ROOT / "core").rglob("*.py"):
+    for path in [*(ROOT / "core").rglob("*.py"), *(ROOT / "ui").rglob("*.py")]:
         assert "trust_remote_code=True" not in path.read_text(encoding="utf-8"), path
 
 
@@ -65,7 +71,7 @@ def test_every_from_pretrained_refuses_remote_code_explicitly() -> None:
     """transformers' default may change and some code paths read it from the model's config:
     every load in the repository says trust_remote_code=False at the call."""
     offenders = []
-    for folder in ("core", "db", "pages", "tests", "bench", "scripts"):
+    for folder in ("core", "db", "ui", "pages", "tests", "bench", "scripts"):
         for path in (ROOT / folder).rglob("*.py"):
             offenders += [
                 f"{path.relative_to(ROOT)}:{line}" for line in _from_pretrained_without_explicit_refusal(path)
