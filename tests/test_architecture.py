@@ -17,7 +17,7 @@ def test_import_contracts_hold() -> None:
     the model adapter imports transformers (`.importlinter`; `make lint` runs the same)."""
     lint_imports = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run(
-        [str(lint_imports), "--config", str(CONTRACTS), "--no-cache"],
+        [str(lint_imports), str(CONTRACTS), "--no-cache"],
         cwd=ROOT,
         capture_output=True,
         text=True,
