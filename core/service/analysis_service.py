@@ -17,8 +17,8 @@ from core.domain.analysis import Analysis, AnalysisRequest
 from core.domain.errors import HeadlightError, ModelDisabledError
 from core.domain.identity import ANONYMOUS_ACTOR, Actor
 from core.domain.settings import Settings
-from core.models.inference import Progress, analyse, layer_attention
-from core.models.loading import LoadedModel, load_model
+from core.models.boundary import LanguageModel
+from core.models.huggingface.loading import load_model
 from core.models.pool import ModelPool
 from core.models.registry import ModelSpec, Registry
 from core.ops import metrics
@@ -26,6 +26,7 @@ from core.ops.logs import log_context
 from core.ops.telemetry import TELEMETRY, AnalysisEvent, Telemetry
 from core.service.cache import ResultCache
 from core.service.codec import analysis_from_bytes, analysis_to_bytes
+from core.service.inference import Progress, analyse
 from core.service.rate_limit import RateDecision, RateLimiter
 from core.store.model_registry import RegistrySource, StaticRegistry
 from core.store.request_log import RequestLog, RequestTarget, entry_for
@@ -95,7 +96,7 @@ class AnalysisService:
             )
         return spec
 
-    def load(self, model_id: str) -> tuple[LoadedModel, float]:
+    def load(self, model_id: str) -> tuple[LanguageModel, float]:
         """The loaded model and the seconds spent loading it (0 when already resident)."""
         spec = self.registry.get(model_id)
         started = time.perf_counter()
@@ -251,7 +252,7 @@ class AnalysisService:
                 "run the analysis again for full maps"
             )
         loaded, _ = self.load(model_id)
-        return layer_attention(loaded, token_ids, layer)
+        return loaded.layer_attention(token_ids, layer)
 
     def flush(self) -> None:
         """Wait for pending cache writes and request-log entries (tests and benchmarks)."""

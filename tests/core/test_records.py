@@ -9,7 +9,7 @@ import pytest
 from core.attention import compact as compact_codec
 from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
 from core.domain.errors import HeadlightError
-from core.models.inference import analyse
+from core.service.inference import analyse
 from core.store.records import analysis_from_record, recompute, record_fields, request_from_record
 from db.models import Visualization
 from tests.core.tiny import tiny_model
