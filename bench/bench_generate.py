@@ -1,7 +1,8 @@
 """Headlight's encode path vs plain transformers, and bytes sent to the browser vs bertviz.
 
-Baseline (same run, same loaded model): `model(ids, output_attentions=True)` with the
-attentions stacked into numpy — the least a user of plain transformers does — and
+Baseline (same run, same loaded model, reached through the adapter's `hf_model`):
+`model(ids, output_attentions=True)` with the attentions stacked into numpy — the least a
+user of plain transformers does — and
 bertviz's own `head_view(..., html_action="return")` HTML.
 Headlight: `AnalysisService.run` on an encode request (hooks, statistics, compact form,
 float16 full map) and the offline head-view HTML it sends for that length.
@@ -27,6 +28,7 @@ from bertviz import head_view
 from core.attention import compact
 from core.domain.analysis import AnalysisRequest
 from core.domain.settings import get_settings
+from core.models.huggingface.adapter import HuggingFaceModel
 from core.models.registry import load_registry
 from core.service.analysis_service import AnalysisService
 from ui import bertviz_html
@@ -43,14 +45,14 @@ WORDS = (
 
 def text_of_length(service: AnalysisService, n_tokens: int) -> str:
     """A natural-ish text that tokenizes to exactly `n_tokens` for the model."""
-    tokenizer = service.load(MODEL_ID)[0].tokenizer
+    model = service.load(MODEL_ID)[0]
     words: list[str] = []
     i = 0
-    while len(tokenizer(" ".join(words))["input_ids"]) < n_tokens:
+    while len(model.tokenize(" ".join(words))) < n_tokens:
         words.append(WORDS[i % len(WORDS)])
         i += 1
-    ids = tokenizer(" ".join(words))["input_ids"][:n_tokens]
-    return tokenizer.decode(ids)
+    ids = model.tokenize(" ".join(words)).ids[:n_tokens]
+    return model.decode(ids)
 
 
 def median_seconds(fn, repeats: int = REPEATS) -> float:
@@ -67,17 +69,18 @@ def main() -> None:
     settings = get_settings()
     service = AnalysisService(settings, load_registry(settings.registry_path))
     loaded = service.load(MODEL_ID)[0]
+    assert isinstance(loaded, HuggingFaceModel)
     print(f"model {MODEL_ID} on {loaded.info.device}, torch threads {torch.get_num_threads()}")
     print(f"{'N':>5} {'plain s':>9} {'headlight s':>12} {'ratio':>6} {'bertviz MB':>11} {'ours MB':>8}")
     ratios: dict[int, float] = {}
     for n in LENGTHS:
         text = text_of_length(service, n)
         request = AnalysisRequest(model_id=MODEL_ID, text=text)
-        ids = torch.tensor([loaded.tokenizer(text)["input_ids"]])
+        ids = torch.tensor([loaded.tokenize(text).ids])
 
         def plain(ids: torch.Tensor = ids) -> list[np.ndarray]:
             with torch.inference_mode():
-                out = loaded.model(input_ids=ids, output_attentions=True)
+                out = loaded.hf_model(input_ids=ids, output_attentions=True)
             return [a[0].float().numpy() for a in out.attentions]
 
         def ours(request: AnalysisRequest = request):
@@ -89,7 +92,7 @@ def main() -> None:
 
         analysis = ours()
         attention = [torch.from_numpy(a[None]) for a in plain()]
-        tokens = loaded.tokenizer.convert_ids_to_tokens(analysis.token_ids)
+        tokens = loaded.token_strings(analysis.token_ids)
         bertviz_bytes = len(head_view(attention, tokens, html_action="return").data)
         info = analysis.model
         if bertviz_html.fits_bertviz(info.n_layers, info.n_heads, n):

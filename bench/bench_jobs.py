@@ -11,7 +11,7 @@ machine shared with other work, (a) suffers most: torch's threads wait for each 
 whenever one of them is descheduled.
 
 Atlas overhead (same process, same rows, interleaved, median of per-row ratios): the atlas
-path (`core.attention.atlas.row_head_scores`: hooks on every layer, six scores per head, the model's
+path (`core.jobs.atlas_rows.row_head_scores`: hooks on every layer, six scores per head, the model's
 lock) against `model(ids, output_attentions=True, logits_to_keep=1)`, the same forward with
 attentions returned and no statistics. The ratio against a forward that also computes
 every position's logits (what `model(ids, output_attentions=True)` does) is printed too.
@@ -42,11 +42,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.attention import atlas
 from core.domain.identity import Role
 from core.domain.settings import get_settings
+from core.jobs import atlas_rows
 from core.jobs.contract import JobStatus
 from core.jobs.tasks import KIND_ATLAS, atlas_params
+from core.models.huggingface.adapter import HuggingFaceModel
 from core.models.registry import load_registry
 from core.service.analysis_service import AnalysisService
 from core.service.celery_worker import CeleryDispatcher, make_app
@@ -79,7 +80,8 @@ def atlas_overhead(service: AnalysisService, rows: list[str]) -> tuple[float, fl
     """Median per-row ratios: atlas / forward with attentions (last logits only), and
     atlas / forward with attentions and every position's logits."""
     loaded, _ = service.load(MODEL_ID)
-    model = loaded.model
+    assert isinstance(loaded, HuggingFaceModel)
+    model = loaded.hf_model  # the baseline is plain transformers
     ratios, ratios_full = [], []
 
     def timed(fn) -> float:
@@ -88,10 +90,10 @@ def atlas_overhead(service: AnalysisService, rows: list[str]) -> tuple[float, fl
         return time.perf_counter() - started
 
     for text_ in rows[:3]:  # warm-up
-        ids, _ = atlas.row_token_ids(loaded.tokenizer, text_, MAX_TOKENS)
-        atlas.row_head_scores(loaded, ids)
+        ids, _ = atlas_rows.row_token_ids(loaded, text_, MAX_TOKENS)
+        atlas_rows.row_head_scores(loaded, ids)
     for text_ in rows:
-        ids, _ = atlas.row_token_ids(loaded.tokenizer, text_, MAX_TOKENS)
+        ids, _ = atlas_rows.row_token_ids(loaded, text_, MAX_TOKENS)
         input_ids = torch.tensor([ids])
 
         def plain(keep: int | None = 1, input_ids: torch.Tensor = input_ids) -> None:
@@ -106,7 +108,7 @@ def atlas_overhead(service: AnalysisService, rows: list[str]) -> tuple[float, fl
 
         base = min(timed(plain), timed(plain))
         full = min(timed(lambda: plain(None)), timed(lambda: plain(None)))
-        scored = min(timed(lambda ids=ids: atlas.row_head_scores(loaded, ids)) for _ in range(2))
+        scored = min(timed(lambda ids=ids: atlas_rows.row_head_scores(loaded, ids)) for _ in range(2))
         ratios.append(scored / base)
         ratios_full.append(scored / full)
     return statistics.median(ratios), statistics.median(ratios_full)

@@ -14,7 +14,7 @@ tokens, all in one run, each figure next to its baseline:
   require.js, d3 and jQuery inlined instead of its CDN) from the HTML's first byte to the
   first frame after its SVG lines exist, for N <= 128 (at 256 its page is over Streamlit's
   200 MB message limit).
-- extraction: Headlight's `core.models.inference.analyse` (hooks, layer by layer into the compact
+- extraction: Headlight's `core.service.inference.analyse` (hooks, layer by layer into the compact
   form, statistics, next-token top-k) against transformers' eager forward as a user calls
   it, ``model(input_ids, output_attentions=True)``. Time: best of `REPEATS`, the two methods
   taking turns in one process, so that load from elsewhere hits both alike; the CPU seconds
@@ -43,6 +43,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.models.boundary import Tokenizer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -70,12 +74,11 @@ SENTENCES = (
 )
 
 
-def text_of_length(tokenizer: object, n_tokens: int) -> str:
-    """Varied sentences cut at a token boundary: exactly `n_tokens` tokens for `tokenizer`."""
+def text_of_length(model: Tokenizer, n_tokens: int) -> str:
+    """Varied sentences cut at a token boundary: exactly `n_tokens` tokens for `model`."""
     text = " ".join(SENTENCES[i % len(SENTENCES)] for i in range(n_tokens // 6 + 1))
-    encoding = tokenizer(text, return_offsets_mapping=True)  # type: ignore[operator]
-    text = text[: encoding["offset_mapping"][n_tokens - 1][1]]
-    assert len(tokenizer(text)["input_ids"]) == n_tokens  # type: ignore[operator]
+    text = text[: model.tokenize(text).offsets[n_tokens - 1][1]]
+    assert len(model.tokenize(text)) == n_tokens
     return text
 
 
@@ -111,22 +114,24 @@ def _extractors(n_tokens: int) -> tuple[dict[str, Callable[[], object]], Callabl
 
     from core.domain.analysis import AnalysisRequest
     from core.domain.settings import get_settings
-    from core.models.inference import analyse
+    from core.models.huggingface.adapter import HuggingFaceModel
     from core.models.registry import load_registry
     from core.service.analysis_service import AnalysisService
+    from core.service.inference import analyse
 
     settings = get_settings()
     loaded = AnalysisService(settings, load_registry(settings.registry_path)).load(MODEL_ID)[0]
+    assert isinstance(loaded, HuggingFaceModel)
     full_max = settings.full_attention_max_mb * 1024 * 1024
 
     def make(method: str, n: int) -> Callable[[], object]:
-        text = text_of_length(loaded.tokenizer, n)
-        ids = torch.tensor([loaded.tokenizer(text)["input_ids"]])
+        text = text_of_length(loaded, n)
+        ids = torch.tensor([loaded.tokenize(text).ids])
         if method == "eager":
 
             def eager() -> object:
                 with torch.inference_mode():
-                    return loaded.model(input_ids=ids, output_attentions=True)
+                    return loaded.hf_model(input_ids=ids, output_attentions=True)
 
             return eager
         request = AnalysisRequest(model_id=MODEL_ID, text=text)
@@ -198,11 +203,13 @@ def bertviz_pages(lengths: list[int], out_dir: Path) -> dict[int, int]:
     from bertviz import head_view
 
     from core.domain.settings import get_settings
+    from core.models.huggingface.adapter import HuggingFaceModel
     from core.models.registry import load_registry
     from core.service.analysis_service import AnalysisService
 
     settings = get_settings()
     loaded = AnalysisService(settings, load_registry(settings.registry_path)).load(MODEL_ID)[0]
+    assert isinstance(loaded, HuggingFaceModel)
     assets = ROOT / "core" / "render" / "assets"
     # What Headlight's offline bertviz does: d3 and jQuery as globals, require.js, named modules.
     libraries = "".join(
@@ -214,11 +221,11 @@ def bertviz_pages(lengths: list[int], out_dir: Path) -> dict[int, int]:
     )
     sizes = {}
     for n in lengths:
-        text = text_of_length(loaded.tokenizer, n)
-        ids = loaded.tokenizer(text)["input_ids"]
+        text = text_of_length(loaded, n)
+        ids = loaded.tokenize(text).ids
         with torch.inference_mode():
-            out = loaded.model(input_ids=torch.tensor([ids]), output_attentions=True, logits_to_keep=1)
-        tokens = loaded.tokenizer.convert_ids_to_tokens(ids)
+            out = loaded.hf_model(input_ids=torch.tensor([ids]), output_attentions=True, logits_to_keep=1)
+        tokens = loaded.token_strings(ids)
         html = head_view(out.attentions, tokens, html_action="return").data
         del out
         sizes[n] = len(html.encode())

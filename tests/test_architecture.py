@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,4 +78,54 @@ def test_every_from_pretrained_refuses_remote_code_explicitly() -> None:
                 f"{path.relative_to(ROOT)}:{line}" for line in _from_pretrained_without_explicit_refusal(path)
             ]
     offenders += [f"app.py:{line}" for line in _from_pretrained_without_explicit_refusal(ROOT / "app.py")]
+    assert offenders == []
+    assert offenders == []
+
+
+ADAPTER = "core/models/huggingface/"
+# transformers and bertviz's model classes; bertviz's HTML/JS views are the UI's to use.
+MODEL_LIBRARIES = ("transformers", "bertviz.transformers_neuron_view")
+
+
+def _imported_names(path: Path) -> list[str]:
+    """Every module ``path`` imports, at any depth (lazy imports inside functions too)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _source_files() -> list[Path]:
+    """The application's source: core, db, ui, pages (not a package: import-linter misses it), app.py."""
+    files = [ROOT / "app.py"]
+    for folder in ("core", "db", "ui", "pages"):
+        files += sorted((ROOT / folder).rglob("*.py"))
+    return files
+
+
+def test_only_the_model_adapter_imports_transformers() -> None:
+    """Outside core/models/huggingface/ no module imports transformers or bertviz's model classes."""
+    offenders = []
+    for path in _source_files():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith(ADAPTER):
+            continue
+        for name in _imported_names(path):
+            if any(name == library or name.startswith(f"{library}.") for library in MODEL_LIBRARIES):
+                offenders.append(f"{relative}: {name}")
+    assert offenders == []
+
+
+def test_only_the_model_adapter_reaches_for_its_transformers_objects() -> None:
+    """The adapter's escape hatches (``hf_model``, ``hf_tokenizer``) are for tests and benchmarks."""
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for path in _source_files()
+        if not path.relative_to(ROOT).as_posix().startswith(ADAPTER)
+        and re.search(r"\bhf_(model|tokenizer)\b", path.read_text(encoding="utf-8"))
+    ]
     assert offenders == []

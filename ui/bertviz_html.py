@@ -14,16 +14,13 @@ because that lets us (a) write attention compactly, rounded to 3 decimals with n
 once (bertviz writes it twice), 7 to 9 times smaller than bertviz's page, and know the exact size
 before building the string; (b) escape the JSON
 for a ``<script>`` element, so a token such as ``</script>`` cannot end it; (c) import neither
-torch nor IPython. The neuron view runs a model, so it imports torch and bertviz lazily.
+torch nor IPython.
 
 Attention is ``[n_layers, n_heads, seq_len, seq_len]`` (``[layer, head, query, key]``) throughout.
 
-The neuron view needs bertviz's own model classes (``bertviz.transformers_neuron_view``), which
-return queries and keys. It is offered for BERT checkpoints in a local directory (config.json +
-model.safetensors + tokenizer files, e.g. the bundled all-MiniLM-L6-v2): bertviz's ``BertModel``
-is built from that config and takes the Hugging Face state dict unchanged; its attention matches
-transformers' eager attention to 1e-6. bertviz also has GPT-2 and RoBERTa classes, but no model of
-those kinds ships with Headlight, so they are not wired up.
+The neuron view needs bertviz's own model classes, which return queries and keys; the model
+adapter runs them (`core.models.huggingface.neuron_view`, BERT checkpoints only) and hands
+over plain data, which is rendered here.
 """
 
 from __future__ import annotations
@@ -35,12 +32,11 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import torch
+from core.models.huggingface.neuron_view import neuron_view_data
+from core.models.huggingface.neuron_view import neuron_view_reason as neuron_view_reason
 
 # Streamlit accepts messages up to 200 MB, but a browser parsing and drawing more than about
 # 25 MB of bertviz JSON becomes unresponsive, so views above this are refused.
@@ -255,19 +251,6 @@ def fits_bertviz(
     return estimate <= BERTVIZ_MAX_BYTES and lines <= BERTVIZ_MAX_LINES
 
 
-def neuron_view_reason(architecture: str) -> str | None:
-    """None if ``neuron_view_html`` supports this architecture, else a one-line reason why not.
-
-    ``architecture`` is a transformers model type ("bert") or class name ("BertModel").
-    """
-    if _is_bert(architecture):
-        return None
-    return (
-        f"The neuron view needs bertviz's own model code, which Headlight has for BERT only, "
-        f"not for {architecture}."
-    )
-
-
 def neuron_view_html(
     model_dir: str,
     text: str,
@@ -292,45 +275,12 @@ def neuron_view_html(
         ValueError: if the model is not BERT, files are missing, the text is empty or too long,
             or an index is out of range.
     """
-    import torch
-    from bertviz.neuron_view import get_attention
-    from bertviz.transformers_neuron_view import BertConfig, BertModel
-    from safetensors.torch import load_file
-    from transformers import AutoTokenizer
-
-    directory = Path(model_dir)
-    config_path, weights_path = directory / "config.json", directory / "model.safetensors"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ValueError(f"{path} is missing; the neuron view needs a local BERT checkpoint.")
-    model_type = json.loads(config_path.read_text()).get("model_type", "")
-    reason = neuron_view_reason(model_type)
-    if reason is not None:
-        raise ValueError(reason)
-    if not text.strip():
-        raise ValueError("Enter some text for the neuron view.")
-
-    config = BertConfig(str(config_path))
-    _check_indices("layer", [layer], config.num_hidden_layers)
-    _check_indices("head", [head], config.num_attention_heads)
-    tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
-    n_tokens = len(tokenizer.tokenize(text)) + 2  # [CLS] and [SEP]
-    if n_tokens > config.max_position_embeddings:
-        raise ValueError(
-            f"The text has {n_tokens} tokens; this model takes at most "
-            f"{config.max_position_embeddings}. Shorten it."
-        )
-    model = BertModel(config)
-    # Checkpoints saved from a task model (BertForMaskedLM, ...) prefix the encoder's keys.
-    state = {key.removeprefix("bert."): value for key, value in load_file(weights_path).items()}
-    missing, _ = model.load_state_dict(state, strict=False)
-    if missing:
-        raise ValueError(f"{weights_path} is not a BERT checkpoint: it lacks {missing[:3]}.")
-
-    with torch.inference_mode():
-        attention = get_attention(_RoundedOutputs(model), "bert", tokenizer, text, None, True)
+    data = neuron_view_data(model_dir, text)
+    _check_indices("layer", [layer], data.n_layers)
+    _check_indices("head", [head], data.n_heads)
+    n_tokens = data.n_tokens
     params = {
-        "attention": attention,
+        "attention": data.attention,
         "default_filter": "all",
         "root_div_id": _VIEW_ID,
         "bidirectional": True,
@@ -355,34 +305,6 @@ def neuron_view_html(
             f"{BERTVIZ_MAX_BYTES:,}-byte limit; shorten the text."
         )
     return page
-
-
-class _RoundedOutputs:
-    """Wraps bertviz's BertModel so the attention, queries and keys it returns are rounded.
-
-    bertviz's ``get_attention`` writes them with ``tolist()``; float64 values rounded to 3
-    decimals print as "0.123" rather than float32's "0.12300000339746475".
-    """
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        self._model = model
-
-    def eval(self) -> _RoundedOutputs:
-        self._model.eval()
-        return self
-
-    def __call__(self, *args: object, **kwargs: object) -> tuple[object, ...]:
-        outputs = self._model(*args, **kwargs)
-        per_layer = tuple(
-            {name: tensor.double().round(decimals=_DECIMALS) for name, tensor in layer.items()}
-            for layer in outputs[-1]
-        )
-        return (*outputs[:-1], per_layer)
-
-
-def _is_bert(architecture: str) -> bool:
-    name = architecture.strip()
-    return name.lower() == "bert" or re.fullmatch(r"Bert(Model|For[A-Za-z]+)", name) is not None
 
 
 def _quantize(attention: np.ndarray, tokens: Sequence[str]) -> np.ndarray:

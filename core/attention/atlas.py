@@ -1,8 +1,8 @@
 """The head atlas: what each attention head does, averaged over the rows of a dataset.
 
-Per row, one forward pass with a hook on every attention layer reduces that layer's
-``[n_heads, seq_len, seq_len]`` weights to per-head scores on the spot, so a row never
-holds more than one layer's attention. A row's scores are ``[n_stats, n_layers, n_heads]``
+The math only: one layer's ``[n_heads, seq_len, seq_len]`` weights become per-head scores
+(`layer_scores`), and rows' scores are accumulated. Running a model over a row, layer by
+layer, is `core.jobs.atlas_rows`. A row's scores are ``[n_stats, n_layers, n_heads]``
 float32 in `ATLAS_STATS` order; the atlas is their mean over rows plus, for every head and
 score, the rows where it is highest.
 """
@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from core.attention.stats import induction_score, layer_head_stats
-from core.models.inference import attention_hooks
-from core.models.loading import LoadedModel
 
 ATLAS_STATS = ("previous_token", "induction", "first_token", "mean_distance", "entropy", "self")
 STAT_LABELS = {
@@ -44,19 +41,6 @@ HEAD_KINDS = (
 TOP_ROWS = 10
 # The shortest repeated block treated as a probe row (`repeat_period`).
 _MIN_PERIOD = 4
-
-
-def special_ids(tokenizer: Any) -> frozenset[int]:
-    return frozenset(getattr(tokenizer, "all_special_ids", None) or ())
-
-
-def row_token_ids(tokenizer: Any, text: str, max_tokens: int) -> tuple[list[int], bool]:
-    """A row's token ids as the model sees them (special tokens added), cut at ``max_tokens``.
-
-    Returns ``(ids, truncated)``.
-    """
-    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    return ids[:max_tokens], len(ids) > max_tokens
 
 
 def repeat_period(token_ids: list[int], special: frozenset[int] = frozenset()) -> tuple[int, int] | None:
@@ -114,28 +98,6 @@ def layer_scores(
     stats = layer_head_stats(layer_attention)
     stats["induction"] = induction_scores(layer_attention, token_ids, special)
     return np.stack([stats[name] for name in ATLAS_STATS]).astype(np.float32)
-
-
-def row_head_scores(loaded: LoadedModel, token_ids: list[int]) -> np.ndarray:
-    """One row through the model: ``[n_stats, n_layers, n_heads]`` float32.
-
-    Holds the model's lock for this row only, so interactive requests wait at most one row.
-    """
-    if not token_ids:
-        raise ValueError("The row has no tokens.")
-    info = loaded.info
-    scores = np.empty((len(ATLAS_STATS), info.n_layers, info.n_heads), np.float32)
-    special = special_ids(loaded.tokenizer)
-
-    def on_layer(layer: int, weights: torch.Tensor) -> None:
-        scores[:, layer] = layer_scores(weights.detach().float().cpu().numpy(), token_ids, special)
-
-    input_ids = torch.tensor([token_ids], device=loaded.model.device)
-    # Causal models would compute logits for every position; the atlas needs none.
-    extra = {"logits_to_keep": 1} if loaded.spec.kind == "causal" else {}
-    with loaded.lock, torch.inference_mode(), attention_hooks(loaded.model, info.n_layers, on_layer):
-        loaded.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **extra)
-    return scores
 
 
 def scores_to_bytes(scores: np.ndarray) -> bytes:

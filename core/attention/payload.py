@@ -220,7 +220,7 @@ def resolve_head_detail(
     """The best detail available for one head, and a notice when it is not the full map.
 
     Full attention if the analysis kept it; else ``recompute(layer)`` (``[n_heads, seq_len,
-    seq_len]``, e.g. `core.models.inference.layer_attention` behind a cache); else, when there is
+    seq_len]``, e.g. `LanguageModel.layer_attention` behind a cache); else, when there is
     no ``recompute`` or it raises a `HeadlightError` (model unavailable, other revision),
     the compact top-k of each query.
     """

@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.attention import atlas
 from core.domain.errors import HeadlightError
 from core.domain.settings import Settings
-from core.jobs import webhook
+from core.jobs import atlas_rows, webhook
 from core.jobs.contract import FINISHED, EventKind, JobStatus, RowStatus, sources_of
 from core.jobs.retry import RetryPolicy, call_with_retries, is_transient
-from core.models.loading import LoadedModel
+from core.models.boundary import LanguageModel
 from core.models.registry import ModelSpec
 from db import atlases as atlas_db
 from db import datasets as dataset_db
@@ -48,14 +48,14 @@ MAX_REPEATED_EVENTS = 20
 class ModelSource(Protocol):
     """What the task needs from `core.service.analysis_service.AnalysisService`."""
 
-    def load(self, model_id: str) -> tuple[LoadedModel, float]: ...
+    def load(self, model_id: str) -> tuple[LanguageModel, float]: ...
 
     def require_enabled(self, model_id: str) -> ModelSpec:
         """The model's spec; `ModelDisabledError` once an admin has turned it off."""
         ...
 
 
-Scorer = Callable[[LoadedModel, list[int]], np.ndarray]
+Scorer = Callable[[LanguageModel, list[int]], np.ndarray]
 SessionFactory = sessionmaker[Session]
 
 
@@ -206,7 +206,7 @@ class _Run:
 
         return self._transaction(work)
 
-    def load(self, service: ModelSource) -> LoadedModel:
+    def load(self, service: ModelSource) -> LanguageModel:
         # Launching checks that the model is on, but a job may wait in the queue (or resume)
         # after an admin turned it off: it must not run on it then.
         service.require_enabled(self.params["model_id"])
@@ -244,14 +244,14 @@ class _Run:
 
         return self._transaction(work)
 
-    def score(self, loaded: LoadedModel, row_id: int, text: str) -> _RowOutcome:
+    def score(self, loaded: LanguageModel, row_id: int, text: str) -> _RowOutcome:
         """One row with retries on transient errors; any other error fails the row only."""
         attempts = 0
 
         def compute() -> tuple[list[int], bool, np.ndarray]:
             nonlocal attempts
             attempts += 1
-            ids, truncated = atlas.row_token_ids(loaded.tokenizer, text, self.params["max_tokens"])
+            ids, truncated = atlas_rows.row_token_ids(loaded, text, self.params["max_tokens"])
             return ids, truncated, self.scorer(loaded, ids)
 
         def on_retry(failures: int, delay: float, exc: BaseException) -> None:
@@ -472,7 +472,7 @@ def run_job(
     config: RunConfig | None = None,
     rng: random.Random | None = None,
     sleep: Callable[[float], None] = time.sleep,
-    scorer: Scorer = atlas.row_head_scores,
+    scorer: Scorer = atlas_rows.row_head_scores,
     poster: webhook.Poster | None = None,
 ) -> JobStatus:
     """Work on job ``job_id`` until it has no rows left for this worker; its status then.

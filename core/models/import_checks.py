@@ -29,9 +29,10 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Literal
+from typing import IO, Any
 
 from core.domain.errors import HeadlightError
+from core.models.huggingface.catalogue import Kind, is_known_model_type, text_model_kind
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -47,8 +48,6 @@ TOKENIZER_FILES = (
 )
 MAX_ARCHIVE_MEMBERS = 2_000
 _COPY_CHUNK = 1024 * 1024
-
-Kind = Literal["causal", "encoder"]
 
 
 class ModelCheckError(HeadlightError):
@@ -143,28 +142,14 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def _infer_kind(model_type: str, architectures: list[str]) -> Kind:
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_MAPPING_NAMES,
-    )
-
-    causal_classes: set[str] = set()
-    for names in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values():
-        causal_classes.update([names] if isinstance(names, str) else names)
-    if architectures:
-        if any(arch in causal_classes for arch in architectures):
-            return "causal"
-        if model_type in MODEL_MAPPING_NAMES:
-            return "encoder"
-    elif model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        return "causal"
-    elif model_type in MODEL_MAPPING_NAMES:
-        return "encoder"
-    raise ModelCheckError(
-        f"transformers has no text model class for '{model_type}' "
-        f"(architectures: {', '.join(architectures) or 'none listed'}); only causal language "
-        "models and encoders can be analysed."
-    )
+    kind = text_model_kind(model_type, architectures)
+    if kind is None:
+        raise ModelCheckError(
+            f"transformers has no text model class for '{model_type}' "
+            f"(architectures: {', '.join(architectures) or 'none listed'}); only causal language "
+            "models and encoders can be analysed."
+        )
+    return kind
 
 
 def _config_number(config: dict[str, Any], *names: str) -> int | None:
@@ -207,8 +192,6 @@ def _os_reason(exc: OSError, what: str) -> str:
 
 
 def _inspect_directory(directory: Path, *, refuse_pickle: bool) -> ModelCheck:
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
     if not directory.is_dir():
         raise ModelCheckError(f"{directory} is not a directory on this server.")
     config_path = directory / "config.json"
@@ -231,7 +214,7 @@ def _inspect_directory(directory: Path, *, refuse_pickle: bool) -> ModelCheck:
             "Headlight never runs code that comes with a model."
         )
     model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
+    if not isinstance(model_type, str) or not is_known_model_type(model_type):
         raise ModelCheckError(
             f"config.json names the architecture '{model_type}', which this version of transformers "
             "does not know."

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.domain.errors import HeadlightError, ModelLoadError
-from core.models.loading import LoadedModel
+from core.models.boundary import LanguageModel
 from core.models.registry import ModelSpec
 from core.ops import metrics
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[ModelSpec], LoadedModel]
+Loader = Callable[[ModelSpec], LanguageModel]
 # Told about every failed load (model spec, reason), e.g. to write it to the audit log so the
 # Models screen lists failures from every process. It must not raise; errors are logged.
 FailureHook = Callable[[ModelSpec, str], None]
@@ -42,7 +42,7 @@ class ModelPool:
         self._loader = loader
         self.on_failure = on_failure
         self._budget = budget_bytes
-        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._models: OrderedDict[str, LanguageModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self.failures: list[LoadFailure] = []
@@ -51,7 +51,7 @@ class ModelPool:
     def _key(spec: ModelSpec) -> str:
         return f"{spec.id}@{spec.revision}"
 
-    def loaded(self) -> list[LoadedModel]:
+    def loaded(self) -> list[LanguageModel]:
         with self._lock:
             return list(self._models.values())
 
@@ -63,7 +63,7 @@ class ModelPool:
         with self._lock:
             return sum(m.nbytes for m in self._models.values())
 
-    def get(self, spec: ModelSpec) -> LoadedModel:
+    def get(self, spec: ModelSpec) -> LanguageModel:
         key = self._key(spec)
         with self._lock:
             if key in self._models:
@@ -84,7 +84,7 @@ class ModelPool:
                 free_memory()
             return loaded
 
-    def _load(self, spec: ModelSpec) -> LoadedModel:
+    def _load(self, spec: ModelSpec) -> LanguageModel:
         started = time.perf_counter()
         try:
             loaded = self._loader(spec)

@@ -10,7 +10,7 @@ import argparse
 import logging
 
 from core.domain.settings import get_settings
-from core.models.loading import resolve_weights_dir
+from core.models.huggingface.loading import resolve_weights_dir
 from core.models.registry import availability, load_registry
 
 log = logging.getLogger("headlight.warmup")

@@ -29,14 +29,15 @@ from core.domain.analysis import (
 from core.domain.errors import HeadlightError, InputTooLongError, ModelDisabledError, validation_message
 from core.domain.identity import ANONYMOUS_ACTOR, Actor
 from core.domain.settings import Settings
-from core.models.inference import Progress, analyse, layer_attention
-from core.models.loading import LoadedModel, TokenCounter, load_model, token_counter
+from core.models.boundary import LanguageModel
+from core.models.huggingface.loading import TokenCounter, load_model, token_counter
 from core.models.pool import ModelPool
 from core.models.registry import ModelSpec, Registry
 from core.ops import metrics
 from core.ops.logs import log_context
 from core.ops.telemetry import TELEMETRY, AnalysisEvent, Telemetry
 from core.service.cache import ResultCache
+from core.service.inference import Progress, analyse
 from core.service.rate_limit import RateDecision, RateLimiter
 from core.service.redaction import redact
 from core.store.model_registry import RegistrySource, StaticRegistry
@@ -110,7 +111,7 @@ class AnalysisService:
             )
         return spec
 
-    def load(self, model_id: str) -> tuple[LoadedModel, float]:
+    def load(self, model_id: str) -> tuple[LanguageModel, float]:
         """The loaded model and the seconds spent loading it (0 when already resident)."""
         spec = self.registry.get(model_id)
         started = time.perf_counter()
@@ -331,7 +332,7 @@ class AnalysisService:
                 "run the analysis again for full maps"
             )
         loaded, _ = self.load(model_id)
-        return layer_attention(loaded, token_ids, layer)
+        return loaded.layer_attention(token_ids, layer)
 
     def flush(self) -> None:
         """Wait for pending cache writes and request-log entries (tests and benchmarks)."""

@@ -160,7 +160,7 @@ def dataset_texts(*, session: Session, viewer: Viewer, dataset_id: int) -> list[
 def count_tokens(texts: list[str], *, service: ModelSource, model_id: str) -> tuple[str, TokenizationStats]:
     """``(model revision, statistics)`` of one model's tokenizer over ``texts``; no database."""
     loaded, _ = service.load(model_id)
-    stats = datasets.tokenization_stats(texts, loaded.tokenizer, max_tokens=loaded.spec.max_input_tokens)
+    stats = datasets.tokenization_stats(texts, loaded, max_tokens=loaded.spec.max_input_tokens)
     return loaded.spec.revision, stats
 
 

@@ -20,12 +20,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.domain.analysis import MAX_TEXT_CHARS
 from core.domain.errors import HeadlightError
+
+if TYPE_CHECKING:
+    from core.models.boundary import Tokenizer
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 20_000
@@ -404,31 +407,29 @@ class TokenizationStats:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def _byte_tokens(tokenizer: Any, ids: Iterable[int]) -> set[int]:
+def _byte_tokens(tokenizer: Tokenizer, ids: Iterable[int]) -> set[int]:
     """Which of ``ids`` stand for raw bytes in this tokenizer."""
     found = set()
     for token_id in ids:
-        piece = tokenizer.convert_ids_to_tokens(token_id)
-        is_byte_piece = isinstance(piece, str) and _BYTE_PIECE.fullmatch(piece) is not None
-        if is_byte_piece or "\ufffd" in tokenizer.decode([token_id]):
+        (piece,) = tokenizer.token_strings([token_id])
+        if _BYTE_PIECE.fullmatch(piece) is not None or "\ufffd" in tokenizer.decode([token_id]):
             found.add(token_id)
     return found
 
 
 def tokenization_stats(
-    texts: Sequence[str], tokenizer: Any, *, max_tokens: int, bins: int = 20
+    texts: Sequence[str], tokenizer: Tokenizer, *, max_tokens: int, bins: int = 20
 ) -> TokenizationStats:
     """Token counts of ``texts`` (special tokens included, as the model sees them)."""
     if not texts:
         raise DatasetError("The dataset has no rows to tokenize.")
-    encoded = tokenizer(list(texts), add_special_tokens=True)["input_ids"]
+    encoded = tokenizer.token_ids(texts, add_special_tokens=True)
     counts = np.array([len(ids) for ids in encoded], dtype=np.int64)
     frequency: Counter[int] = Counter()
     for ids in encoded:
         frequency.update(ids)
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
-    unk_id = getattr(tokenizer, "unk_token_id", None)
-    byte_ids = _byte_tokens(tokenizer, (i for i in frequency if i not in special))
+    unk_id = tokenizer.unk_id
+    byte_ids = _byte_tokens(tokenizer, (i for i in frequency if i not in tokenizer.special_ids))
     hist_counts, edges = np.histogram(counts, bins=min(bins, max(1, int(counts.max() - counts.min()) + 1)))
     return TokenizationStats(
         rows=len(counts),

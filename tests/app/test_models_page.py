@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.domain.identity import Role
 from core.domain.settings import Settings
-from core.models.loading import resolve_weights_dir
+from core.models.huggingface.loading import resolve_weights_dir
 from core.models.registry import Registry
 from core.store import transaction
 from db.models import AnalysisRequestLog, AuditEvent, RegisteredModel

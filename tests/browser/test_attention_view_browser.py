@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 import pytest
 
 from core.domain.settings import get_settings
-from core.models.loading import resolve_weights_dir
+from core.models.huggingface.loading import resolve_weights_dir
 from core.models.registry import load_registry
 from tests.browser.conftest import wait_for_app
 

@@ -12,6 +12,7 @@ import torch
 from core.attention import atlas
 from core.attention.atlas import ATLAS_STATS, AtlasAccumulator, AtlasResult
 from core.attention.stats import induction_score, layer_head_stats
+from core.jobs import atlas_rows
 from core.store import datasets
 from tests.core.tiny import tiny_model
 
@@ -128,19 +129,19 @@ def test_top_heads_and_csv() -> None:
 def test_row_scores_on_a_tiny_model_match_its_attention() -> None:
     """The hooked pass gives the statistics of the attention the model returns itself."""
     loaded = tiny_model("causal", n_layers=2, n_heads=4)
-    ids, truncated = atlas.row_token_ids(loaded.tokenizer, "the cat sat on the mat " * 3, max_tokens=12)
+    ids, truncated = atlas_rows.row_token_ids(loaded, "the cat sat on the mat " * 3, max_tokens=12)
     assert truncated and len(ids) == 12
-    scores = atlas.row_head_scores(loaded, ids)
+    scores = atlas_rows.row_head_scores(loaded, ids)
     assert scores.shape == (len(ATLAS_STATS), 2, 4)
     with torch.inference_mode():
-        out = loaded.model(input_ids=torch.tensor([ids]), output_attentions=True)
+        out = loaded.hf_model(input_ids=torch.tensor([ids]), output_attentions=True)
     for layer, weights in enumerate(out.attentions):
-        expected = atlas.layer_scores(weights[0].float().numpy(), ids, atlas.special_ids(loaded.tokenizer))
+        expected = atlas.layer_scores(weights[0].float().numpy(), ids, loaded.special_ids)
         np.testing.assert_allclose(scores[:, layer], expected, rtol=1e-4, atol=1e-6)
     blob = atlas.scores_to_bytes(scores)
     np.testing.assert_array_equal(atlas.scores_from_bytes(blob, 2, 4), scores)
     with pytest.raises(ValueError, match="no tokens"):
-        atlas.row_head_scores(loaded, [])
+        atlas_rows.row_head_scores(loaded, [])
 
 
 @pytest.mark.model
@@ -148,12 +149,12 @@ def test_smollm2_has_induction_heads_on_the_probe(smollm2) -> None:
     """On the probe rows SmolLM2 repeats each block token for token, and some head does
     induction almost perfectly while the average head does not."""
     rows = datasets.probe_texts(4, 16, seed=3)
-    special = atlas.special_ids(smollm2.tokenizer)
+    special = smollm2.special_ids
     acc = AtlasAccumulator(smollm2.info.n_layers, smollm2.info.n_heads)
     for row_id, text in enumerate(rows):
-        ids, _ = atlas.row_token_ids(smollm2.tokenizer, text, max_tokens=512)
+        ids, _ = atlas_rows.row_token_ids(smollm2, text, max_tokens=512)
         assert atlas.repeat_period(ids, special) is not None
-        acc.add(row_id, atlas.row_head_scores(smollm2, ids))
+        acc.add(row_id, atlas_rows.row_head_scores(smollm2, ids))
     induction = acc.result().means["induction"]
     best = atlas.top_heads(induction, k=1)[0]
     assert best.value > 0.7 and float(np.nanmedian(induction)) < 0.3

@@ -22,10 +22,10 @@ from core.attention.comparison import (
 from core.domain.analysis import Analysis, AnalysisRequest, GenerationParams
 from core.domain.errors import HeadlightError
 from core.domain.identity import ANONYMOUS_ACTOR
-from core.models.inference import analyse
-from core.models.loading import LoadedModel
+from core.models.huggingface.adapter import HuggingFaceModel
 from core.service.analysis_service import AnalysisService
 from core.service.compare import run_comparison
+from core.service.inference import analyse
 from tests.core.tiny import tiny_model
 from tests.factories import make_analysis
 
@@ -51,11 +51,11 @@ def _random_heads(rng: np.random.Generator, n_heads: int, n_spans: int, causal: 
     return (heads / heads.sum(-1, keepdims=True)).astype(np.float32)
 
 
-def _sharpened(kind: str) -> LoadedModel:
+def _sharpened(kind: str) -> HuggingFaceModel:
     """A tiny model whose heads are peaked and distinct (random init is almost uniform)."""
     loaded = tiny_model(kind, n_layers=2, n_heads=4)
     with torch.no_grad():
-        for module in loaded.model.modules():
+        for module in loaded.hf_model.modules():
             name = type(module).__name__
             if name == "LlamaAttention":
                 module.q_proj.weight.mul_(40)
@@ -64,7 +64,7 @@ def _sharpened(kind: str) -> LoadedModel:
     return loaded
 
 
-def _analyse(loaded: LoadedModel, text: str = TEXT) -> Analysis:
+def _analyse(loaded: HuggingFaceModel, text: str = TEXT) -> Analysis:
     request = AnalysisRequest(model_id=loaded.spec.id, text=text)
     return analyse(loaded, request, full_attention_max_bytes=1 << 40)
 

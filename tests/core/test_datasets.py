@@ -145,10 +145,10 @@ def test_clean_name() -> None:
 
 def test_tokenization_stats_count_truncation_and_unknowns() -> None:
     """Token counts include special tokens; rows over the limit and [UNK] pieces are counted."""
-    tokenizer = tiny_model().tokenizer  # BERT WordPiece: [CLS] ... [SEP]
+    tokenizer = tiny_model()  # BERT WordPiece: [CLS] ... [SEP]
     texts = ["hello world", "hello " * 20, "\u2603 snowman \U0001f9ff"]
     stats = datasets.tokenization_stats(texts, tokenizer, max_tokens=10, bins=5)
-    counts = [len(tokenizer(t)["input_ids"]) for t in texts]
+    counts = [len(tokenizer.tokenize(t)) for t in texts]
     assert stats.rows == 3 and stats.total_tokens == sum(counts)
     assert stats.max_tokens_seen == max(counts) and stats.truncated_rows == 1
     assert stats.truncated_share == pytest.approx(1 / 3)
@@ -162,15 +162,15 @@ def test_tokenization_stats_count_truncation_and_unknowns() -> None:
 class _ByteTokenizer:
     """A stand-in with SentencePiece byte pieces: ids 0-2 are text, 3 is <0xE2>, 4 is special."""
 
-    all_special_ids = (4,)
-    unk_token_id = None
+    special_ids = frozenset({4})
+    unk_id = None
     pieces = ("▁a", "▁b", "c", "<0xE2>", "<s>")
 
-    def __call__(self, texts: list[str], add_special_tokens: bool = True) -> dict[str, list[list[int]]]:
-        return {"input_ids": [[4, 0, 3, 3], [4, 1, 2]][: len(texts)]}
+    def token_ids(self, texts: list[str], *, add_special_tokens: bool = True) -> list[list[int]]:
+        return [[4, 0, 3, 3], [4, 1, 2]][: len(texts)]
 
-    def convert_ids_to_tokens(self, token_id: int) -> str:
-        return self.pieces[token_id]
+    def token_strings(self, ids: list[int]) -> list[str]:
+        return [self.pieces[token_id] for token_id in ids]
 
     def decode(self, ids: list[int]) -> str:
         return "" if ids == [3] else self.pieces[ids[0]]

@@ -8,45 +8,47 @@ import torch
 
 from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
 from core.domain.errors import HeadlightError, InputTooLongError
-from core.models.inference import analyse, attention_modules
-from core.models.loading import LoadedModel
+from core.models.huggingface.adapter import HuggingFaceModel, attention_modules
+from core.service.inference import analyse
 from tests.core.tiny import tiny_model
 
 BIG = 1 << 40  # keep full attention whatever the length
 
 
 def _request(
-    model: LoadedModel, text: str, mode: AnalysisMode = AnalysisMode.ENCODE, **gen
+    model: HuggingFaceModel, text: str, mode: AnalysisMode = AnalysisMode.ENCODE, **gen
 ) -> AnalysisRequest:
     return AnalysisRequest(
         model_id=model.spec.id, text=text, mode=mode, generation=GenerationParams(**gen), top_k_next=3
     )
 
 
-def _forward_attention(model: LoadedModel, ids: list[int]) -> np.ndarray:
+def _forward_attention(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
     """Reference: transformers' own `output_attentions=True` over the whole sequence."""
     with torch.inference_mode():
-        out = model.model(input_ids=torch.tensor([ids]), output_attentions=True)
+        out = model.hf_model(input_ids=torch.tensor([ids]), output_attentions=True)
     return torch.stack([a[0] for a in out.attentions]).float().numpy()
 
 
 @pytest.fixture(scope="module")
-def tiny_causal() -> LoadedModel:
+def tiny_causal() -> HuggingFaceModel:
     return tiny_model("causal", n_layers=3, n_heads=4)
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder() -> LoadedModel:
+def tiny_encoder() -> HuggingFaceModel:
     return tiny_model("encoder", n_layers=2, n_heads=4)
 
 
-def test_attention_modules_one_per_layer(tiny_causal: LoadedModel, tiny_encoder: LoadedModel) -> None:
+def test_attention_modules_one_per_layer(
+    tiny_causal: HuggingFaceModel, tiny_encoder: HuggingFaceModel
+) -> None:
     """Hooks attach to exactly one attention module per layer."""
-    assert len(attention_modules(tiny_causal.model)) == 3
-    assert len(attention_modules(tiny_encoder.model)) == 2
+    assert len(attention_modules(tiny_causal.hf_model)) == 3
+    assert len(attention_modules(tiny_encoder.hf_model)) == 2
 
 
-def test_encode_shapes_rows_and_causality(tiny_causal: LoadedModel) -> None:
+def test_encode_shapes_rows_and_causality(tiny_causal: HuggingFaceModel) -> None:
     """Encode gives [layer, head, q, k] rows summing to 1 with nothing above the diagonal."""
     analysis = analyse(tiny_causal, _request(tiny_causal, "hello world, again"), full_attention_max_bytes=BIG)
     attention = analysis.attention.astype(np.float32)
@@ -58,21 +60,21 @@ def test_encode_shapes_rows_and_causality(tiny_causal: LoadedModel) -> None:
     assert len(analysis.next_tokens) == 1 and analysis.next_tokens[0].token is None
 
 
-def test_hook_extraction_matches_output_attentions(tiny_causal: LoadedModel) -> None:
+def test_hook_extraction_matches_output_attentions(tiny_causal: HuggingFaceModel) -> None:
     """Layer-by-layer hooks capture exactly what output_attentions=True returns."""
     analysis = analyse(tiny_causal, _request(tiny_causal, "a b c d e f g"), full_attention_max_bytes=BIG)
     reference = _forward_attention(tiny_causal, analysis.token_ids)
     np.testing.assert_allclose(analysis.attention.astype(np.float32), reference, atol=1e-3)
 
 
-def test_long_inputs_keep_compact_only(tiny_causal: LoadedModel) -> None:
+def test_long_inputs_keep_compact_only(tiny_causal: HuggingFaceModel) -> None:
     """Above the byte budget the full map is dropped and the compact form remains."""
     analysis = analyse(tiny_causal, _request(tiny_causal, "one two three four"), full_attention_max_bytes=1)
     assert analysis.attention is None
     assert analysis.compact.seq_len == analysis.seq_len
 
 
-def test_encoder_is_bidirectional_and_cannot_generate(tiny_encoder: LoadedModel) -> None:
+def test_encoder_is_bidirectional_and_cannot_generate(tiny_encoder: HuggingFaceModel) -> None:
     """Encoders attend both ways and refuse generation with a message saying what to do."""
     analysis = analyse(tiny_encoder, _request(tiny_encoder, "the cat sat"), full_attention_max_bytes=BIG)
     assert np.triu(analysis.attention.astype(np.float32), k=1).sum() > 0
@@ -85,14 +87,14 @@ def test_encoder_is_bidirectional_and_cannot_generate(tiny_encoder: LoadedModel)
         )
 
 
-def test_token_limit_reports_count_and_limit(tiny_causal: LoadedModel) -> None:
+def test_token_limit_reports_count_and_limit(tiny_causal: HuggingFaceModel) -> None:
     """Text over the model's limit is refused with the count and the limit."""
     with pytest.raises(InputTooLongError, match="at most 64") as info:
         analyse(tiny_causal, _request(tiny_causal, "word " * 100), full_attention_max_bytes=BIG)
     assert info.value.n_tokens > 64
 
 
-def test_generation_assembled_attention_matches_forward(tiny_causal: LoadedModel) -> None:
+def test_generation_assembled_attention_matches_forward(tiny_causal: HuggingFaceModel) -> None:
     """Rows assembled from generation steps equal one forward pass over the final sequence."""
     request = _request(tiny_causal, "once upon a time", AnalysisMode.GENERATE, max_new_tokens=6)
     analysis = analyse(tiny_causal, request, full_attention_max_bytes=BIG)
@@ -102,7 +104,7 @@ def test_generation_assembled_attention_matches_forward(tiny_causal: LoadedModel
     assert [s.position for s in analysis.next_tokens] == list(range(analysis.prompt_len, analysis.seq_len))
 
 
-def test_sampling_is_reproducible_with_seed(tiny_causal: LoadedModel) -> None:
+def test_sampling_is_reproducible_with_seed(tiny_causal: HuggingFaceModel) -> None:
     """Same seed, same continuation; a different seed may differ."""
     params = {"max_new_tokens": 8, "do_sample": True, "temperature": 1.5, "seed": 7}
     first = analyse(
@@ -129,7 +131,7 @@ def test_sampling_is_reproducible_with_seed(tiny_causal: LoadedModel) -> None:
     assert len(others) > 1
 
 
-def test_progress_is_reported(tiny_causal: LoadedModel) -> None:
+def test_progress_is_reported(tiny_causal: HuggingFaceModel) -> None:
     """The progress callback reaches 1.0."""
     seen: list[float] = []
     analyse(
@@ -141,7 +143,7 @@ def test_progress_is_reported(tiny_causal: LoadedModel) -> None:
     assert seen and seen[-1] == pytest.approx(1.0)
 
 
-def test_request_for_another_model_is_a_bug(tiny_causal: LoadedModel) -> None:
+def test_request_for_another_model_is_a_bug(tiny_causal: HuggingFaceModel) -> None:
     """A request must be run on the model it names."""
     request = AnalysisRequest(model_id="other", text="x")
     with pytest.raises(ValueError, match="request is for other"):
@@ -152,7 +154,7 @@ def test_request_for_another_model_is_a_bug(tiny_causal: LoadedModel) -> None:
 
 
 @pytest.mark.model
-def test_smollm2_generate_real(smollm2: LoadedModel) -> None:
+def test_smollm2_generate_real(smollm2: HuggingFaceModel) -> None:
     """SmolLM2 greedy generation: reproducible, assembled attention equals a forward pass."""
     request = _request(smollm2, "The capital of France is", AnalysisMode.GENERATE, max_new_tokens=5)
     first = analyse(smollm2, request, full_attention_max_bytes=BIG)
@@ -172,7 +174,7 @@ def test_smollm2_generate_real(smollm2: LoadedModel) -> None:
 
 
 @pytest.mark.model
-def test_smollm2_offsets_are_exact(smollm2: LoadedModel) -> None:
+def test_smollm2_offsets_are_exact(smollm2: HuggingFaceModel) -> None:
     """Each token's span is exactly the text it decodes to, emoji and accents included."""
     text = "Naïve café owners sell crème brûlée 🍮 at 3.50€ each."
     analysis = analyse(smollm2, _request(smollm2, text), full_attention_max_bytes=BIG)
@@ -182,12 +184,12 @@ def test_smollm2_offsets_are_exact(smollm2: LoadedModel) -> None:
     pairs = zip(analysis.offsets, analysis.offsets[1:], strict=False)
     assert all(a[1] <= b[1] and a[0] <= b[0] for a, b in pairs)
     for token_id, span in zip(analysis.token_ids, spans, strict=True):
-        decoded = smollm2.tokenizer.decode([token_id])
+        decoded = smollm2.decode([token_id])
         assert decoded == span or "\ufffd" in decoded  # byte pieces of one emoji share its span
 
 
 @pytest.mark.model
-def test_smollm2_chat_template(smollm2: LoadedModel) -> None:
+def test_smollm2_chat_template(smollm2: HuggingFaceModel) -> None:
     """With the chat template the prompt carries the template's role markers."""
     request = _request(smollm2, "Say hi", AnalysisMode.GENERATE, max_new_tokens=3, use_chat_template=True)
     analysis = analyse(smollm2, request, full_attention_max_bytes=BIG)
@@ -195,7 +197,7 @@ def test_smollm2_chat_template(smollm2: LoadedModel) -> None:
 
 
 @pytest.mark.model
-def test_minilm_encode_real(minilm: LoadedModel) -> None:
+def test_minilm_encode_real(minilm: HuggingFaceModel) -> None:
     """MiniLM: 6 x 12 heads, [CLS]/[SEP] kept, offsets point at the original characters."""
     text = "Attention is all you need."
     analysis = analyse(minilm, _request(minilm, text), full_attention_max_bytes=BIG)
@@ -206,7 +208,7 @@ def test_minilm_encode_real(minilm: LoadedModel) -> None:
     np.testing.assert_allclose(analysis.attention.astype(np.float32).sum(-1), 1.0, atol=5e-3)
 
 
-def test_lazy_compact_matches_streaming_compact(tiny_causal: LoadedModel) -> None:
+def test_lazy_compact_matches_streaming_compact(tiny_causal: HuggingFaceModel) -> None:
     """Short inputs derive the compact form from the kept map; it matches the streamed one."""
     request = _request(tiny_causal, "the lazy and the streamed forms agree")
     short = analyse(tiny_causal, request, full_attention_max_bytes=BIG)

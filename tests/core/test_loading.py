@@ -10,7 +10,8 @@ import torch
 from core.domain.errors import ModelUnavailableError
 from core.domain.settings import Settings
 from core.models.device import choose_device, choose_dtype
-from core.models.loading import LoadedModel, load_model, resolve_weights_dir
+from core.models.huggingface.adapter import EAGER_WITH_CAPTURE, HuggingFaceModel
+from core.models.huggingface.loading import load_model, resolve_weights_dir
 from core.models.registry import Registry
 
 
@@ -38,12 +39,12 @@ def test_unavailable_hub_model_raises_clear_error(registry: Registry, settings: 
 
 @pytest.mark.model
 def test_gguf_converted_once_to_safetensors(
-    smollm2: LoadedModel, registry: Registry, settings: Settings
+    smollm2: HuggingFaceModel, registry: Registry, settings: Settings
 ) -> None:
     """After the first load SmolLM2 loads from a local safetensors copy, not the GGUF."""
     weights = resolve_weights_dir(registry.get("smollm2-135m-instruct"), settings.model_cache_dir)
     assert weights.parent == settings.model_cache_dir
     assert (weights / "config.json").is_file()
     assert any(Path(weights).glob("*.safetensors"))
-    assert smollm2.model.config._attn_implementation == "eager"
+    assert smollm2.hf_model.config._attn_implementation == EAGER_WITH_CAPTURE
     assert smollm2.info.device == str(choose_device(settings.device))

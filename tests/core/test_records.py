@@ -10,8 +10,8 @@ from core.attention import compact as compact_codec
 from core.attention.codec import analysis_fields
 from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
 from core.domain.errors import HeadlightError
-from core.models.inference import analyse
 from core.service.analysis_service import recompute
+from core.service.inference import analyse
 from core.store.records import analysis_from_record, request_from_record
 from db.models import Visualization
 from tests.core.tiny import tiny_model

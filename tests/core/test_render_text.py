@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.domain.analysis import AnalysisMode
-from core.models.inference import analyse
+from core.service.inference import analyse
 from tests.core.test_inference import BIG, _request
 from tests.core.tiny import tiny_model
 from ui import plots

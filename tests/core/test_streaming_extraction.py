@@ -9,34 +9,34 @@ import torch
 from core.attention.compact import compact_from_full
 from core.domain.analysis import AnalysisMode, AnalysisRequest, GenerationParams
 from core.domain.errors import HeadlightError
-from core.models.inference import analyse, attention_modules, layer_attention
-from core.models.loading import LoadedModel
+from core.models.huggingface.adapter import HuggingFaceModel, attention_modules
 from core.service.analysis_service import AnalysisService
+from core.service.inference import analyse
 from tests.core.tiny import tiny_model
 
 TEXT = "the cat sat on the mat and then the cat sat down again on the mat"
 
 
 @pytest.fixture(scope="module")
-def tiny_causal() -> LoadedModel:
+def tiny_causal() -> HuggingFaceModel:
     return tiny_model("causal", n_layers=3, n_heads=4)
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder() -> LoadedModel:
+def tiny_encoder() -> HuggingFaceModel:
     return tiny_model("encoder", n_layers=2, n_heads=4)
 
 
-def _request(model: LoadedModel, mode: AnalysisMode = AnalysisMode.ENCODE) -> AnalysisRequest:
+def _request(model: HuggingFaceModel, mode: AnalysisMode = AnalysisMode.ENCODE) -> AnalysisRequest:
     return AnalysisRequest(
         model_id=model.spec.id, text=TEXT, mode=mode, generation=GenerationParams(max_new_tokens=5)
     )
 
 
-def _all_at_once(model: LoadedModel, ids: list[int]) -> np.ndarray:
+def _all_at_once(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
     """transformers' own ``output_attentions=True``: every layer ``[layer, head, q, k]`` at once."""
     with torch.inference_mode():
-        out = model.model(input_ids=torch.tensor([ids]), output_attentions=True)
+        out = model.hf_model(input_ids=torch.tensor([ids]), output_attentions=True)
     return torch.stack([a[0] for a in out.attentions]).float().numpy()
 
 
@@ -55,28 +55,28 @@ def test_streaming_compact_equals_all_at_once(kind: str, tiny_causal, tiny_encod
         np.testing.assert_array_equal(streamed.stats[name], values, err_msg=name)
 
 
-def test_layer_attention_equals_the_full_forward(tiny_causal: LoadedModel) -> None:
+def test_layer_attention_equals_the_full_forward(tiny_causal: HuggingFaceModel) -> None:
     """Each layer recomputed alone is exactly that layer of output_attentions=True."""
     ids = analyse(tiny_causal, _request(tiny_causal), full_attention_max_bytes=1).token_ids
     reference = _all_at_once(tiny_causal, ids)
     for layer in range(3):
-        np.testing.assert_array_equal(layer_attention(tiny_causal, ids, layer), reference[layer])
+        np.testing.assert_array_equal(tiny_causal.layer_attention(ids, layer), reference[layer])
 
 
-def test_layer_attention_reproduces_a_generated_analysis(tiny_causal: LoadedModel) -> None:
+def test_layer_attention_reproduces_a_generated_analysis(tiny_causal: HuggingFaceModel) -> None:
     """For generated text, one pass over the final ids matches the attention assembled during generation."""
     analysis = analyse(
         tiny_causal, _request(tiny_causal, AnalysisMode.GENERATE), full_attention_max_bytes=1 << 30
     )
     assert analysis.seq_len > analysis.prompt_len
     for layer in range(3):
-        recomputed = layer_attention(tiny_causal, analysis.token_ids, layer)
+        recomputed = tiny_causal.layer_attention(analysis.token_ids, layer)
         np.testing.assert_allclose(recomputed, analysis.attention[layer].astype(np.float32), atol=1e-3)
 
 
-def test_layer_attention_stops_after_its_layer(tiny_causal: LoadedModel) -> None:
+def test_layer_attention_stops_after_its_layer(tiny_causal: HuggingFaceModel) -> None:
     """Layers after the one asked for never run, and no hook is left behind."""
-    modules = attention_modules(tiny_causal.model)
+    modules = attention_modules(tiny_causal.hf_model)
     hooks_before = [len(module._forward_hooks) for module in modules]
     ran: list[int] = []
     handles = [
@@ -84,7 +84,7 @@ def test_layer_attention_stops_after_its_layer(tiny_causal: LoadedModel) -> None
         for i, module in enumerate(modules)
     ]
     try:
-        layer_attention(tiny_causal, [101, 2000, 2001, 102], 1)
+        tiny_causal.layer_attention([101, 2000, 2001, 102], 1)
     finally:
         for handle in handles:
             handle.remove()
@@ -92,12 +92,12 @@ def test_layer_attention_stops_after_its_layer(tiny_causal: LoadedModel) -> None
     assert [len(module._forward_hooks) for module in modules] == hooks_before
 
 
-def test_layer_attention_rejects_bad_arguments(tiny_causal: LoadedModel) -> None:
+def test_layer_attention_rejects_bad_arguments(tiny_causal: HuggingFaceModel) -> None:
     """A layer outside the model or no tokens at all is a ValueError."""
     with pytest.raises(ValueError, match=r"0 \.\. 2"):
-        layer_attention(tiny_causal, [101, 102], 3)
+        tiny_causal.layer_attention([101, 102], 3)
     with pytest.raises(ValueError, match="empty"):
-        layer_attention(tiny_causal, [], 0)
+        tiny_causal.layer_attention([], 0)
 
 
 def test_service_refuses_another_revision_or_an_unknown_model(service: AnalysisService) -> None:

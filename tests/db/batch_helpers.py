@@ -14,7 +14,7 @@ from core.domain.errors import ModelDisabledError
 from core.domain.identity import Role
 from core.jobs.contract import EventKind
 from core.jobs.tasks import KIND_ATLAS, atlas_params
-from core.models.loading import LoadedModel
+from core.models.boundary import LanguageModel
 from core.models.registry import ModelSpec
 from db import datasets as dataset_db
 from db import jobs as jobs_db
@@ -50,7 +50,7 @@ class FakeService:
     """`AnalysisService.load` for one preloaded model; ``enabled=False`` plays an admin having
     turned it off."""
 
-    def __init__(self, loaded: LoadedModel, *, enabled: bool = True) -> None:
+    def __init__(self, loaded: LanguageModel, *, enabled: bool = True) -> None:
         self.loaded = loaded
         self.enabled = enabled
         self.loads = 0
@@ -63,7 +63,7 @@ class FakeService:
             )
         return self.loaded.spec
 
-    def load(self, model_id: str) -> tuple[LoadedModel, float]:
+    def load(self, model_id: str) -> tuple[LanguageModel, float]:
         assert model_id == self.loaded.spec.id
         self.loads += 1
         return self.loaded, 0.0
@@ -72,7 +72,7 @@ class FakeService:
 def seed_job(
     factory: sessionmaker[Session],
     texts: list[str],
-    loaded: LoadedModel,
+    loaded: LanguageModel,
     *,
     max_tokens: int = 24,
     webhook_url: str | None = None,
@@ -114,7 +114,7 @@ def event_kinds(factory: sessionmaker[Session], job_id: int) -> list[str]:
         )
 
 
-Scorer = Callable[[LoadedModel, list[int]], np.ndarray]
+Scorer = Callable[[LanguageModel, list[int]], np.ndarray]
 
 
 def texts(n: int) -> list[str]:

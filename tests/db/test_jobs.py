@@ -16,11 +16,11 @@ from sqlalchemy.orm import sessionmaker
 
 from core.attention import atlas
 from core.domain.identity import Role, Viewer
-from core.jobs import tasks, webhook
+from core.jobs import atlas_rows, tasks, webhook
 from core.jobs.contract import JobStatus, RowStatus, TransientError
 from core.jobs.retry import RetryPolicy
 from core.jobs.tasks import RunConfig, run_job
-from core.models.loading import LoadedModel
+from core.models.huggingface.adapter import HuggingFaceModel
 from core.store import batch
 from db import jobs as jobs_db
 from db.models import Atlas, Job, JobRow, utcnow
@@ -38,11 +38,11 @@ def factory(
 
 
 @pytest.fixture(scope="module")
-def loaded() -> LoadedModel:
+def loaded() -> HuggingFaceModel:
     return tiny_model("causal", n_layers=2, n_heads=2)
 
 
-def _run(factory: sessionmaker, job_id: int, loaded: LoadedModel, **kwargs: object) -> JobStatus:
+def _run(factory: sessionmaker, job_id: int, loaded: HuggingFaceModel, **kwargs: object) -> JobStatus:
     options = {"worker_name": "w1:1", "config": FAST, "rng": random.Random(0), **kwargs}
     return run_job(job_id, session_factory=factory, service=FakeService(loaded), **options)
 
@@ -64,7 +64,7 @@ def _assert_each_row_once(factory: sessionmaker, job_id: int, n_rows: int) -> No
     assert all(r.status is RowStatus.DONE for r in rows)
 
 
-def test_job_completes_with_the_right_atlas(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_job_completes_with_the_right_atlas(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """Every row is scored once; the saved atlas is the mean of the per-row scores."""
     rows = texts(7)
     job_id = seed_job(factory, rows, loaded)
@@ -74,7 +74,7 @@ def test_job_completes_with_the_right_atlas(factory: sessionmaker, loaded: Loade
     assert job.started_at is not None and job.finished_at is not None
     _assert_each_row_once(factory, job_id, 7)
     expected = np.mean(
-        [atlas.row_head_scores(loaded, atlas.row_token_ids(loaded.tokenizer, t, 24)[0]) for t in rows], axis=0
+        [atlas_rows.row_head_scores(loaded, atlas_rows.row_token_ids(loaded, t, 24)[0]) for t in rows], axis=0
     )
     with factory() as session:
         saved = session.get(Atlas, job.result["atlas_id"])
@@ -90,18 +90,20 @@ def test_job_completes_with_the_right_atlas(factory: sessionmaker, loaded: Loade
     assert event_kinds(factory, job_id) == kinds
 
 
-def test_cancel_stops_within_a_row_and_resume_finishes(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_cancel_stops_within_a_row_and_resume_finishes(
+    factory: sessionmaker, loaded: HuggingFaceModel
+) -> None:
     """A cancel during row 3 stops the worker after it; resume does only the rows left."""
     job_id = seed_job(factory, texts(10), loaded)
     viewer = _owner(factory, job_id)
     calls = []
 
-    def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
+    def scorer(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
         calls.append(1)
         if len(calls) == 3:
             with factory.begin() as session:
                 assert batch.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.RUNNING
-        return atlas.row_head_scores(model, ids)
+        return atlas_rows.row_head_scores(model, ids)
 
     assert _run(factory, job_id, loaded, scorer=scorer) is JobStatus.CANCELLED
     job = _job(factory, job_id)
@@ -118,7 +120,7 @@ def test_cancel_stops_within_a_row_and_resume_finishes(factory: sessionmaker, lo
     _assert_each_row_once(factory, job_id, 10)
 
 
-def test_cancel_while_queued(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_cancel_while_queued(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """A queued job cancels at once; a worker that picks it up later leaves it alone."""
     job_id = seed_job(factory, texts(2), loaded)
     with factory.begin() as session:
@@ -130,17 +132,19 @@ def test_cancel_while_queued(factory: sessionmaker, loaded: LoadedModel) -> None
     assert job_rows(factory, job_id) == []
 
 
-def test_transient_errors_back_off_with_seeded_jitter(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_transient_errors_back_off_with_seeded_jitter(
+    factory: sessionmaker, loaded: HuggingFaceModel
+) -> None:
     """Two transient failures are retried after 1 s and 2 s (scaled by the seeded jitter)."""
     job_id = seed_job(factory, texts(2), loaded)
     failures = iter([TransientError("busy"), TransientError("busy again")])
     slept: list[float] = []
 
-    def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
+    def scorer(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
         error = next(failures, None)
         if error is not None:
             raise error
-        return atlas.row_head_scores(model, ids)
+        return atlas_rows.row_head_scores(model, ids)
 
     policy = RetryPolicy(attempts=4, base_s=1.0, max_s=10.0, jitter=0.5)
     config = RunConfig(claim_rows=3, pause_s=0.0, retry=policy)
@@ -156,18 +160,20 @@ def test_transient_errors_back_off_with_seeded_jitter(factory: sessionmaker, loa
     assert event_kinds(factory, job_id).count("retry") == 2
 
 
-def test_a_failing_row_is_recorded_and_the_job_goes_on(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_a_failing_row_is_recorded_and_the_job_goes_on(
+    factory: sessionmaker, loaded: HuggingFaceModel
+) -> None:
     """A row whose scoring raises is kept with its error; a transient error that never
     passes fails only its row too; the job completes with the rest."""
     rows = texts(5)
     job_id = seed_job(factory, rows, loaded)
 
-    def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
-        if ids == atlas.row_token_ids(loaded.tokenizer, rows[1], 24)[0]:
+    def scorer(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
+        if ids == atlas_rows.row_token_ids(loaded, rows[1], 24)[0]:
             raise ValueError("bad row")
-        if ids == atlas.row_token_ids(loaded.tokenizer, rows[3], 24)[0]:
+        if ids == atlas_rows.row_token_ids(loaded, rows[3], 24)[0]:
             raise TimeoutError("never answers")
-        return atlas.row_head_scores(model, ids)
+        return atlas_rows.row_head_scores(model, ids)
 
     assert _run(factory, job_id, loaded, scorer=scorer) is JobStatus.COMPLETED
     job = _job(factory, job_id)
@@ -180,11 +186,11 @@ def test_a_failing_row_is_recorded_and_the_job_goes_on(factory: sessionmaker, lo
     assert event_kinds(factory, job_id).count("row failed") == 2
 
 
-def test_every_row_failing_fails_the_job_resumably(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_every_row_failing_fails_the_job_resumably(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """With no row done the job fails with the first error; resume retries the failed rows."""
     job_id = seed_job(factory, texts(3), loaded)
 
-    def broken(model: LoadedModel, ids: list[int]) -> np.ndarray:
+    def broken(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
         raise RuntimeError("model on fire")
 
     assert _run(factory, job_id, loaded, scorer=broken) is JobStatus.FAILED
@@ -197,7 +203,7 @@ def test_every_row_failing_fails_the_job_resumably(factory: sessionmaker, loaded
 
 
 def test_worker_killed_mid_job_resumes_without_duplicates_or_losses(
-    factory: sessionmaker, loaded: LoadedModel
+    factory: sessionmaker, loaded: HuggingFaceModel
 ) -> None:
     """A worker dying (SystemExit) mid-chunk leaves the job running with its claims; the
     restarted node releases them and finishes: every row exactly once."""
@@ -205,11 +211,11 @@ def test_worker_killed_mid_job_resumes_without_duplicates_or_losses(
     job_id = seed_job(factory, rows, loaded)
     seen: list[int] = []
 
-    def dies_on_row_5(model: LoadedModel, ids: list[int]) -> np.ndarray:
+    def dies_on_row_5(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
         seen.append(1)
         if len(seen) == 5:
             raise SystemExit("worker killed")
-        return atlas.row_head_scores(model, ids)
+        return atlas_rows.row_head_scores(model, ids)
 
     with pytest.raises(SystemExit):
         _run(factory, job_id, loaded, scorer=dies_on_row_5, worker_name="node-a:100")
@@ -228,7 +234,7 @@ def test_worker_killed_mid_job_resumes_without_duplicates_or_losses(
 
 
 def test_worker_killed_between_chunks_is_found_by_its_last_report(
-    factory: sessionmaker, loaded: LoadedModel
+    factory: sessionmaker, loaded: HuggingFaceModel
 ) -> None:
     """A worker that died holding no claims is still the job's last reporter: its node's
     restart sends the job again."""
@@ -245,16 +251,16 @@ def test_worker_killed_between_chunks_is_found_by_its_last_report(
     _assert_each_row_once(factory, job_id, 4)
 
 
-def test_another_worker_takes_over_expired_claims(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_another_worker_takes_over_expired_claims(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """Without a restart, claims older than the lease go to whichever worker comes next."""
     job_id = seed_job(factory, texts(6), loaded)
     seen: list[int] = []
 
-    def dies(model: LoadedModel, ids: list[int]) -> np.ndarray:
+    def dies(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
         seen.append(1)
         if len(seen) == 2:
             raise KeyboardInterrupt
-        return atlas.row_head_scores(model, ids)
+        return atlas_rows.row_head_scores(model, ids)
 
     with pytest.raises(KeyboardInterrupt):
         _run(factory, job_id, loaded, scorer=dies, worker_name="node-b:1")
@@ -264,7 +270,7 @@ def test_another_worker_takes_over_expired_claims(factory: sessionmaker, loaded:
     _assert_each_row_once(factory, job_id, 6)
 
 
-def test_two_workers_share_one_job(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_two_workers_share_one_job(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """Workers running the same job at once split its rows; one of them completes it."""
     job_id = seed_job(factory, texts(24), loaded)
     results: list[JobStatus] = []
@@ -285,7 +291,7 @@ def test_two_workers_share_one_job(factory: sessionmaker, loaded: LoadedModel) -
     assert len({r.worker for r in job_rows(factory, job_id)}) >= 1
 
 
-def test_recover_requeues_stale_and_lost_jobs(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_recover_requeues_stale_and_lost_jobs(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """A running job silent past the lease goes back to queued; an old queued job is re-sent."""
     stale_id = seed_job(factory, texts(2), loaded)
     queued_id = seed_job(factory, texts(2), loaded)
@@ -309,7 +315,7 @@ def _events_text(factory: sessionmaker, job_id: int) -> str:
         return " ".join(e.message for e in jobs_db.events(session=session, job_id=job_id))
 
 
-def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_job_level_failures(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """A changed model revision fails the job with advice; an unreachable resource is
     raised (the job stays running for a retry); a finished job is left alone."""
     job_id = seed_job(factory, texts(2), loaded)
@@ -320,7 +326,7 @@ def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
     assert "launch a new job" in _job(factory, job_id).error
 
     class Unreachable(FakeService):
-        def load(self, model_id: str) -> tuple[LoadedModel, float]:
+        def load(self, model_id: str) -> tuple[HuggingFaceModel, float]:
             raise ConnectionError("model store down")
 
     job_id = seed_job(factory, texts(2), loaded)
@@ -339,7 +345,7 @@ def test_job_level_failures(factory: sessionmaker, loaded: LoadedModel) -> None:
 
 
 def test_a_queued_job_on_a_turned_off_model_fails_without_loading_it(
-    factory: sessionmaker, loaded: LoadedModel
+    factory: sessionmaker, loaded: HuggingFaceModel
 ) -> None:
     """An admin turns the model off after the job was launched: the worker refuses to run it,
     says why, and never loads the model."""
@@ -365,7 +371,7 @@ class _Receiver:
         return 500 if len(self.calls) == 1 else 204
 
 
-def test_webhook_is_signed_and_retried(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_webhook_is_signed_and_retried(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """On completion the webhook gets a signed JSON body; a 500 is retried; the timeline says so."""
     job_id = seed_job(factory, texts(2), loaded, webhook_url="https://hooks.example.org/x")
     receiver = _Receiver()
@@ -382,14 +388,14 @@ def test_webhook_is_signed_and_retried(factory: sessionmaker, loaded: LoadedMode
     assert "delivered: HTTP 204 after 2 attempts" in _events_text(factory, job_id)
 
 
-def test_webhook_without_a_secret_is_not_sent(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_webhook_without_a_secret_is_not_sent(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     job_id = seed_job(factory, texts(1), loaded, webhook_url="https://hooks.example.org/x")
     receiver = _Receiver()
     assert _run(factory, job_id, loaded, poster=receiver) is JobStatus.COMPLETED
     assert receiver.calls == [] and "no HEADLIGHT_WEBHOOK_SECRET" in _events_text(factory, job_id)
 
 
-def test_progress_and_eta(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_progress_and_eta(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """The ETA follows the recent pace; finished jobs have none."""
     job_id = seed_job(factory, texts(4), loaded)
     with factory.begin() as session:
@@ -418,7 +424,7 @@ def test_progress_and_eta(factory: sessionmaker, loaded: LoadedModel) -> None:
     assert progress.eta_s == pytest.approx(10.0, rel=0.2)  # 2 rows in ~10 s, 2 to go
 
 
-def test_claims_never_overlap(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_claims_never_overlap(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """Two claims on one job get disjoint rows; a done row is never overwritten."""
     job_id = seed_job(factory, texts(5), loaded)
     with factory.begin() as session:

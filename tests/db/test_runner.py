@@ -14,7 +14,7 @@ from core.jobs.contract import JobStatus, RowStatus
 from core.jobs.retry import RetryPolicy
 from core.jobs.runner import EmbeddedRunner, backend_for
 from core.jobs.tasks import RunConfig
-from core.models.loading import LoadedModel
+from core.models.huggingface.adapter import HuggingFaceModel
 from db import jobs as jobs_db
 from db.models import Job, utcnow
 from tests.core.tiny import tiny_model
@@ -31,7 +31,7 @@ def factory(
 
 
 @pytest.fixture(scope="module")
-def loaded() -> LoadedModel:
+def loaded() -> HuggingFaceModel:
     return tiny_model("causal", n_layers=2, n_heads=2)
 
 
@@ -46,7 +46,7 @@ def _wait_for(factory: sessionmaker, job_id: int, status: JobStatus, timeout: fl
     raise AssertionError(f"job {job_id} did not become {status.value}")
 
 
-def test_runner_runs_submitted_and_waiting_jobs(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_runner_runs_submitted_and_waiting_jobs(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """A submitted job runs at once; a job queued before the runner started is found in the db."""
     waiting = seed_job(factory, texts(3), loaded)
     runner = EmbeddedRunner(factory, FakeService(loaded), config=CONFIG, poll_s=0.05, host="test-a").start()
@@ -62,7 +62,9 @@ def test_runner_runs_submitted_and_waiting_jobs(factory: sessionmaker, loaded: L
     assert not runner.alive
 
 
-def test_restarted_runner_releases_its_predecessors_rows(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_restarted_runner_releases_its_predecessors_rows(
+    factory: sessionmaker, loaded: HuggingFaceModel
+) -> None:
     """Rows claimed by an earlier process on this host are released when a runner starts."""
     job_id = seed_job(factory, texts(5), loaded)
     with factory.begin() as session:
@@ -88,13 +90,15 @@ def test_restarted_runner_releases_its_predecessors_rows(factory: sessionmaker, 
     assert job.rows_done == 5 and len(rows) == 5 and {r.status for r in rows} == {RowStatus.DONE}
 
 
-def test_interactive_requests_get_the_model_between_rows(factory: sessionmaker, loaded: LoadedModel) -> None:
+def test_interactive_requests_get_the_model_between_rows(
+    factory: sessionmaker, loaded: HuggingFaceModel
+) -> None:
     """While a batch job holds the model one slow row at a time, a request waiting for the
     model's lock gets it after at most about one row, and the job still finishes."""
     row_s = 0.05
     slow_model = tiny_model("causal", n_layers=2, n_heads=2)
     # Each forward pass (run under the model's lock) takes at least row_s.
-    handle = slow_model.model.register_forward_pre_hook(lambda *_: time.sleep(row_s))
+    handle = slow_model.hf_model.register_forward_pre_hook(lambda *_: time.sleep(row_s))
     job_id = seed_job(factory, texts(16), slow_model)
     runner = EmbeddedRunner(
         factory, FakeService(slow_model), config=CONFIG, poll_s=0.05, host="test-c"

@@ -8,7 +8,6 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from importlib import import_module, metadata
 from pathlib import Path
 from typing import Any
@@ -17,41 +16,16 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import torch
-from transformers import (
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-from core.domain.analysis import ModelInfo
 from core.domain.errors import ModelLoadError, ModelUnavailableError
 from core.models.device import choose_device, choose_dtype
+from core.models.huggingface.adapter import HuggingFaceModel
 from core.models.registry import ModelSpec, availability
 
 log = logging.getLogger(__name__)
 
 _CONVERSION_LOCK = threading.Lock()
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for inference. `lock` serialises use across sessions sharing it."""
-
-    spec: ModelSpec
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    info: ModelInfo
-    nbytes: int
-    load_seconds: float
-    lock: threading.RLock = field(default_factory=threading.RLock)
-
-
-def weight_bytes(model: torch.nn.Module) -> int:
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _assemble_chunked_gguf(spec: ModelSpec, target_dir: Path) -> Path:
@@ -107,7 +81,7 @@ def resolve_weights_dir(spec: ModelSpec, cache_dir: Path) -> Path:
     return target
 
 
-def load_model(spec: ModelSpec, *, cache_dir: Path, device_preference: str = "auto") -> LoadedModel:
+def load_model(spec: ModelSpec, *, cache_dir: Path, device_preference: str = "auto") -> HuggingFaceModel:
     """Load `spec` with eager attention (so attention weights exist) on the chosen device."""
     started = time.perf_counter()
     device = choose_device(device_preference)
@@ -128,24 +102,8 @@ def load_model(spec: ModelSpec, *, cache_dir: Path, device_preference: str = "au
         raise ModelLoadError(f"{spec.label} failed to load: {exc}") from exc
     model.to(device)
     model.eval()
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    info = ModelInfo(
-        model_id=spec.id,
-        revision=spec.revision,
-        kind=spec.kind,
-        architecture=(model.config.architectures or [type(model).__name__])[0],
-        n_layers=int(config.num_hidden_layers),
-        n_heads=int(config.num_attention_heads),
-        device=str(device),
-        dtype=str(dtype).removeprefix("torch."),
-    )
-    return LoadedModel(
-        spec=spec,
-        model=model,
-        tokenizer=tokenizer,
-        info=info,
-        nbytes=weight_bytes(model),
-        load_seconds=time.perf_counter() - started,
+    return HuggingFaceModel(
+        spec, model, tokenizer, device=str(device), load_seconds=time.perf_counter() - started
     )
 
 
