@@ -67,11 +67,19 @@ def step(function: Callable[..., object], message: str, **arguments: object) -> 
 
 
 def show_flash() -> None:
+    """The last action's message, in a slot that is there with or without one.
+
+    Everything below keeps its place whether a message shows or not, so the job panel (a
+    fragment, whose id follows its place on the page) keeps its id from run to run: a run
+    redraws it in place, and a click on it is never refused for naming a fragment that
+    the previous run dropped.
+    """
+    slot = st.empty()
     kind, message = st.session_state.pop(FLASH, (None, None))
     if kind == "error":
-        st.error(message)
+        slot.error(message)
     elif kind == "success":
-        st.success(message)
+        slot.success(message)
 
 
 def escaped(text: str, *, style: str = "") -> None:
@@ -405,13 +413,17 @@ def job_panel(job_id: int, viewer: Viewer) -> None:
     if job.error:
         st.error(job.error)
     if view.can_control:
+        # Slots written on every run: the run that sees the job end replaces its Cancel
+        # button at once. (That run ends in a full rerun, so Streamlit does not clear what
+        # it left undrawn; a button left there would cancel a finished job when clicked.)
         left, right = st.columns(2)
+        cancel_slot, resume_slot = left.empty(), right.empty()
         if job.status in ACTIVE and not job.cancel_requested:
-            left.button(
+            cancel_slot.button(
                 "Cancel job", key=f"batch.job.cancel.{job.id}", on_click=_control, args=(job.id, "cancel")
             )
         if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) or view.stalled:
-            right.button(
+            resume_slot.button(
                 "Resume", key=f"batch.job.resume.{job.id}", on_click=_control, args=(job.id, "resume")
             )
     atlas_id = (job.result or {}).get("atlas_id")
