@@ -351,10 +351,15 @@ def launch_panel(viewer: Viewer) -> None:
 
 
 def open_atlas(atlas_id: int) -> None:
-    """Callback: show one atlas in the Atlases section (runs before the widgets exist)."""
+    """Callback: show one atlas in the Atlases section (runs before the widgets exist).
+
+    The button sits in the job panel, a fragment, whose clicks rerun only the fragment;
+    the section switch needs the whole page run again.
+    """
     st.session_state[ATLAS] = atlas_id
     st.session_state[SECTION] = "Atlases"
     st.session_state.pop("batch.atlases.pick", None)
+    st.rerun(scope="app")
 
 
 def _job_label(job: Job) -> str:
@@ -365,11 +370,26 @@ def _job_label(job: Job) -> str:
     )
 
 
+def _cancel(job_id: int) -> Action:
+    def work(session: Session, viewer: Viewer) -> str:
+        if batch.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.CANCELLED:
+            return f"Job #{job_id}: cancelled."
+        return f"Job #{job_id}: cancel requested; it stops after the current row."
+
+    return work
+
+
 def _control(job_id: int, verb: str) -> None:
+    """Callback of Cancel and Resume, then a run of the whole page.
+
+    The buttons sit in the job panel, a fragment, whose clicks rerun only the fragment:
+    the message, the job picker and whether the panel refreshes itself (a resumed job
+    is live again) are drawn outside it.
+    """
     settings = get_service().settings
     if verb == "cancel":
-        action(lambda s, v: f"Job #{job_id}: {batch.cancel_job(session=s, viewer=v, job_id=job_id).value}.")
-        return
+        action(_cancel(job_id))
+        st.rerun(scope="app")
     resumed: list[int] = []
 
     def resume(session: Session, viewer: Viewer) -> str:
@@ -381,6 +401,7 @@ def _control(job_id: int, verb: str) -> None:
 
     if action(resume):
         get_dispatcher().submit(resumed[0])
+    st.rerun(scope="app")
 
 
 def _timeline(view: batch.JobView) -> list[dict[str, Any]]:
