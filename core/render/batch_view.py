@@ -166,9 +166,16 @@ def _dataset_label(dataset: Dataset) -> str:
 def pick(
     label: str, options: list[int], *, key: str, remembered: object, describe: Callable[[int], str]
 ) -> int:
-    """A selectbox over record ids that starts on the ``remembered`` one when it can."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = remembered if remembered in options else options[0]
+    """A selectbox over record ids that starts on the ``remembered`` one when it can.
+
+    The browser keeps the chosen option's label from when the value was last sent, and a
+    label can change while the choice does not (a job's status and progress): the
+    choice is sent again on every run so the box shows the label of this run.
+    """
+    chosen = st.session_state.get(key)
+    if chosen not in options:
+        chosen = remembered if remembered in options else options[0]
+    st.session_state[key] = chosen
     return st.selectbox(label, options, format_func=describe, key=key)
 
 
