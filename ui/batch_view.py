@@ -69,11 +69,19 @@ def step(function: Callable[..., object], message: str, **arguments: object) -> 
 
 
 def show_flash() -> None:
+    """The last action's message, in a slot that is there with or without one.
+
+    Everything below keeps its place whether a message shows or not, so the job panel (a
+    fragment, whose id follows its place on the page) keeps its id from run to run: a run
+    redraws it in place, and a click on it is never refused for naming a fragment that
+    the previous run dropped.
+    """
+    slot = st.empty()
     kind, message = st.session_state.pop(FLASH, (None, None))
     if kind == "error":
-        st.error(message)
+        slot.error(message)
     elif kind == "success":
-        st.success(message)
+        slot.success(message)
 
 
 def escaped(text: str, *, style: str = "") -> None:
@@ -160,9 +168,16 @@ def _dataset_label(dataset: Dataset) -> str:
 def pick(
     label: str, options: list[int], *, key: str, remembered: object, describe: Callable[[int], str]
 ) -> int:
-    """A selectbox over record ids that starts on the ``remembered`` one when it can."""
-    if st.session_state.get(key) not in options:
-        st.session_state[key] = remembered if remembered in options else options[0]
+    """A selectbox over record ids that starts on the ``remembered`` one when it can.
+
+    The browser keeps the chosen option's label from when the value was last sent, and a
+    label can change while the choice does not (a job's status and progress): the
+    choice is sent again on every run so the box shows the label of this run.
+    """
+    chosen = st.session_state.get(key)
+    if chosen not in options:
+        chosen = remembered if remembered in options else options[0]
+    st.session_state[key] = chosen
     return st.selectbox(label, options, format_func=describe, key=key)
 
 
@@ -345,10 +360,15 @@ def launch_panel(viewer: Viewer) -> None:
 
 
 def open_atlas(atlas_id: int) -> None:
-    """Callback: show one atlas in the Atlases section (runs before the widgets exist)."""
+    """Callback: show one atlas in the Atlases section (runs before the widgets exist).
+
+    The button sits in the job panel, a fragment, whose clicks rerun only the fragment;
+    the section switch needs the whole page run again.
+    """
     st.session_state[ATLAS] = atlas_id
     st.session_state[SECTION] = "Atlases"
     st.session_state.pop("batch.atlases.pick", None)
+    st.rerun(scope="app")
 
 
 def _job_label(job: Job) -> str:
@@ -359,11 +379,26 @@ def _job_label(job: Job) -> str:
     )
 
 
+def _cancel(job_id: int) -> Action:
+    def work(session: Session, viewer: Viewer) -> str:
+        if batch.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.CANCELLED:
+            return f"Job #{job_id}: cancelled."
+        return f"Job #{job_id}: cancel requested; it stops after the current row."
+
+    return work
+
+
 def _control(job_id: int, verb: str) -> None:
+    """Callback of Cancel and Resume, then a run of the whole page.
+
+    The buttons sit in the job panel, a fragment, whose clicks rerun only the fragment:
+    the message, the job picker and whether the panel refreshes itself (a resumed job
+    is live again) are drawn outside it.
+    """
     settings = get_service().settings
     if verb == "cancel":
-        action(lambda s, v: f"Job #{job_id}: {batch.cancel_job(session=s, viewer=v, job_id=job_id).value}.")
-        return
+        action(_cancel(job_id))
+        st.rerun(scope="app")
     resumed: list[int] = []
 
     def resume(session: Session, viewer: Viewer) -> str:
@@ -375,6 +410,7 @@ def _control(job_id: int, verb: str) -> None:
 
     if action(resume):
         get_dispatcher().submit(resumed[0])
+    st.rerun(scope="app")
 
 
 def _timeline(view: batch.JobView) -> list[dict[str, Any]]:
@@ -407,13 +443,17 @@ def job_panel(job_id: int, viewer: Viewer) -> None:
     if job.error:
         st.error(job.error)
     if view.can_control:
+        # Slots written on every run: the run that sees the job end replaces its Cancel
+        # button at once. (That run ends in a full rerun, so Streamlit does not clear what
+        # it left undrawn; a button left there would cancel a finished job when clicked.)
         left, right = st.columns(2)
+        cancel_slot, resume_slot = left.empty(), right.empty()
         if job.status in ACTIVE and not job.cancel_requested:
-            left.button(
+            cancel_slot.button(
                 "Cancel job", key=f"batch.job.cancel.{job.id}", on_click=_control, args=(job.id, "cancel")
             )
         if job.status in (JobStatus.FAILED, JobStatus.CANCELLED) or view.stalled:
-            right.button(
+            resume_slot.button(
                 "Resume", key=f"batch.job.resume.{job.id}", on_click=_control, args=(job.id, "resume")
             )
     atlas_id = (job.result or {}).get("atlas_id")
