@@ -45,6 +45,7 @@ class KindRules:
     can_read: Callable[[Viewer, Any, Collection[int]], bool]  # one row; ids granted to the viewer
     can_write: Callable[[Viewer, Any], bool]
     grants: bool = False  # shared with single users through `grants`
+    shareable: bool = True  # has a public switch (and, for `LINK_KINDS`, share links)
     write_lock: bool = False  # written by batch workers too: writes take the lock first
     load: Sequence[ExecutableOption] = ()  # relations an opened record comes with
     describe: Callable[[Any], dict[str, object]] | None = None  # detail of each audit event
@@ -93,6 +94,7 @@ KINDS: dict[RecordKind, KindRules] = {
         can_read=lambda viewer, record, _shared: permissions.can_read_dataset(viewer, record),
         can_write=permissions.can_write,
         write_lock=True,
+        shareable=False,  # only built-in datasets are public; uploads stay with their owner
     ),
     RecordKind.PRESET: KindRules(
         model=Preset,
@@ -183,8 +185,9 @@ def open_writable(
 
 def access(viewer: Viewer, kind: RecordKind, record: Any) -> Access:
     """What the viewer may do with an opened record."""
-    can_write = KINDS[kind].can_write(viewer, record)
-    return Access(can_write=can_write, can_share=can_write and record.deleted_at is None)
+    rules = KINDS[kind]
+    can_write = rules.can_write(viewer, record)
+    return Access(can_write=can_write, can_share=rules.shareable and can_write and record.deleted_at is None)
 
 
 def audit(
@@ -225,6 +228,9 @@ def restore(*, session: Session, viewer: Viewer, kind: RecordKind, record_id: in
 
 def open_shareable(*, session: Session, viewer: Viewer, kind: RecordKind, record_id: int) -> Any:
     """A live record the viewer may publish and make links to: its owner's, or any for admins."""
+    rules = KINDS[kind]
+    if not rules.shareable:
+        raise PermissionDeniedError(f"{rules.label}s are not shared; they stay with their owner.")
     _lock(session, kind)
     record = open_readable(session=session, viewer=viewer, kind=kind, record_id=record_id)
     if not access(viewer, kind, record).can_share:

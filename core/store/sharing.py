@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.access import audit, permissions
 from core.access.permissions import SavedRecord
-from core.domain.errors import HeadlightError, NotFoundError
+from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
 from core.domain.identity import Viewer
 from core.domain.owned import LINK_KINDS, RecordKind
 from core.store import owned
@@ -108,6 +108,12 @@ def client_key(client: str) -> str:
     return f"share-token:{client}"
 
 
+def _shareable(session: Session, viewer: Viewer, kind: RecordKind, record_id: int) -> SavedRecord:
+    if kind not in LINK_KINDS:
+        raise PermissionDeniedError(f"{owned.KINDS[kind].label}s have no share links.")
+    return owned.open_shareable(session=session, viewer=viewer, kind=kind, record_id=record_id)
+
+
 def _audit(
     session: Session, viewer: Viewer | None, action: str, kind: RecordKind, record: object, **detail: object
 ) -> None:
@@ -124,7 +130,7 @@ def create_link(
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> NewLink:
     """A new link to one record; ``expires_in_days`` None means it lasts until revoked."""
-    record = owned.open_shareable(session=session, viewer=viewer, kind=kind, record_id=record_id)
+    record = _shareable(session, viewer, kind, record_id)
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         raise HeadlightError(f"A link lasts 1 to {MAX_EXPIRY_DAYS} days, or until revoked.")
     assert viewer.user_id is not None
@@ -154,7 +160,7 @@ def list_links(
     *, session: Session, viewer: Viewer, record_id: int, now: datetime, kind: RecordKind = RecordKind.ANALYSIS
 ) -> list[LinkRow]:
     """Every link of a record the viewer may share, newest first."""
-    record = owned.open_shareable(session=session, viewer=viewer, kind=kind, record_id=record_id)
+    record = _shareable(session, viewer, kind, record_id)
     return [
         LinkRow(
             id=link.id,
@@ -178,7 +184,7 @@ def revoke_link(
 ) -> None:
     """Stop a link from working; the link stays listed as revoked."""
     rules = owned.KINDS[kind]
-    record = owned.open_shareable(session=session, viewer=viewer, kind=kind, record_id=record_id)
+    record = _shareable(session, viewer, kind, record_id)
     link = sharing_db.get_link(session=session, link_id=link_id)
     if link is None or permissions.link_target(link, rules.model) != record.id:
         raise NotFoundError(f"Share link #{link_id} was not found on {rules.noun} #{record.id}.")
@@ -201,6 +207,8 @@ def open_shared(
     *, session: Session, record_id: int, token: str, now: datetime, kind: RecordKind = RecordKind.ANALYSIS
 ) -> tuple[SavedRecord, int]:
     """The record a live link opens and that link's id; `NotFoundError` otherwise."""
+    if kind not in LINK_KINDS:
+        raise owned.not_found(kind, record_id)
     model = owned.KINDS[kind].model
     links = sharing_db.live_links(session=session, model=model, record_id=record_id, now=now)
     link = _matching_link(links, token) if token else None
