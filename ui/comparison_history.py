@@ -17,6 +17,7 @@ from core.domain.identity import Viewer
 from core.domain.owned import ComparisonRow, RecordKind
 from core.service import records, saved_comparisons
 from core.service.saved_comparisons import SavedComparisonView
+from core.store.comparisons import ComparisonQuery
 from ui import share_panel
 from ui.compare_view import render_outcome
 from ui.history_view import FLASH, SCOPE_LABELS, escaped_block
@@ -183,15 +184,10 @@ def section(viewer: Viewer, models: list[str]) -> None:
     text, model, scope, trash = _filters(models, viewer)
     page = st.session_state.setdefault(PAGE, 0)
     try:
-        rows = saved_comparisons.list_comparisons(
-            viewer=viewer,
-            scope=scope,
-            text=text,
-            model_id=model,
-            trash=trash,
-            limit=PAGE_SIZE + 1,
-            offset=page * PAGE_SIZE,
+        query = ComparisonQuery(
+            scope=scope, text=text, model_id=model, trash=trash, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE
         )
+        rows = saved_comparisons.list_comparisons(viewer=viewer, query=query)
     except HeadlightError as exc:
         st.error(str(exc))
         return

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from core.attention.comparison import CompareOutcome
@@ -47,35 +46,21 @@ def set_public(*, viewer: Viewer, kind: RecordKind, record_id: int, public: bool
 def share_links(*, viewer: Viewer, kind: RecordKind, record_id: int) -> list[LinkRow]:
     """Every link of a record the viewer may share, newest first."""
     with unit_of_work() as session:
-        return sharing.list_links(
-            session=session, viewer=viewer, record_id=record_id, now=datetime.now(UTC), kind=kind
-        )
+        return sharing.list_links(session=session, viewer=viewer, record_id=record_id, kind=kind)
 
 
 def create_link(*, viewer: Viewer, kind: RecordKind, record_id: int, expires_in_days: int | None) -> NewLink:
     """A new link to one record; its token is known only now."""
     with unit_of_work() as session:
         return sharing.create_link(
-            session=session,
-            viewer=viewer,
-            record_id=record_id,
-            expires_in_days=expires_in_days,
-            now=datetime.now(UTC),
-            kind=kind,
+            session=session, viewer=viewer, record_id=record_id, expires_in_days=expires_in_days, kind=kind
         )
 
 
 def revoke_link(*, viewer: Viewer, kind: RecordKind, record_id: int, link_id: int) -> None:
     """Stop a link from working; it stays listed as revoked."""
     with unit_of_work() as session:
-        sharing.revoke_link(
-            session=session,
-            viewer=viewer,
-            record_id=record_id,
-            link_id=link_id,
-            now=datetime.now(UTC),
-            kind=kind,
-        )
+        sharing.revoke_link(session=session, viewer=viewer, record_id=record_id, link_id=link_id, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -121,7 +106,6 @@ def open_shared(
             client=client,
             record_id=record_id,
             token=token,
-            now=datetime.now(UTC),
             kind=kind,
         )
         if link_id not in seen_links:

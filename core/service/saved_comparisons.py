@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.access.permissions import Scope
 from core.attention.comparison import CompareOutcome, CompareRequest, Comparison
 from core.domain.identity import Viewer
 from core.domain.owned import Access, ComparisonRow, Download, RecordKind
 from core.store import comparisons as compare_store
 from core.store import owned
+from core.store.comparisons import ComparisonQuery
 from core.store.transaction import unit_of_work
 
 COMPARISON = RecordKind.COMPARISON
@@ -32,27 +32,11 @@ class SavedComparisonView:
     outcome: CompareOutcome | None = None
 
 
-def list_comparisons(
-    *,
-    viewer: Viewer,
-    scope: Scope = Scope.ALL,
-    text: str = "",
-    model_id: str | None = None,
-    trash: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[ComparisonRow]:
-    """The newest comparisons the viewer may read in ``scope`` (or restore, with ``trash``)."""
+def list_comparisons(*, viewer: Viewer, query: ComparisonQuery | None = None) -> list[ComparisonRow]:
+    """The newest comparisons the viewer may read in the query's scope (or restore, from the Trash)."""
     with unit_of_work() as session:
         return compare_store.list_saved_comparisons(
-            session=session,
-            viewer=viewer,
-            scope=scope,
-            text=text,
-            model_id=model_id,
-            trash=trash,
-            limit=limit,
-            offset=offset,
+            session=session, viewer=viewer, query=query or ComparisonQuery()
         )
 
 
@@ -68,10 +52,9 @@ def saved_comparison(
     """A comparison the viewer may (still) read; ``with_outcome`` decodes the stored result too."""
     with unit_of_work() as session:
         record = owned.open_readable(session=session, viewer=viewer, kind=COMPARISON, record_id=comparison_id)
-        return SavedComparisonView(
-            id=record.id,
-            title=record.title,
-            is_public=record.is_public,
+        return owned.view_of(
+            SavedComparisonView,
+            record,
             access=owned.access(viewer, COMPARISON, record),
             outcome=compare_store.outcome_from_record(record) if with_outcome else None,
         )

@@ -192,26 +192,19 @@ def saved_view(*, session: Session, viewer: Viewer, record: Visualization) -> Sa
     """The view of an analysis the viewer has opened."""
     shared = owned.shared_ids(session=session, viewer=viewer, kind=ANALYSIS, record_id=record.id)
     notes = tuple(
-        NoteView(
-            id=note.id,
-            body=note.body,
+        owned.view_of(
+            NoteView,
+            note,
             author=note.author.display_name or note.author.username,
-            layer=note.layer,
-            head=note.head,
-            token_start=note.token_start,
-            token_end=note.token_end,
             can_edit=permissions.can_edit_annotation(viewer, note),
         )
         for note in record.annotations
     )
-    return SavedAnalysisView(
-        id=record.id,
-        title=record.title,
-        model_id=record.model_id,
-        is_public=record.is_public,
+    return owned.view_of(
+        SavedAnalysisView,
+        record,
         n_layers=record.model_info["n_layers"],
         n_heads=record.model_info["n_heads"],
-        token_count=record.token_count,
         access=owned.access(viewer, ANALYSIS, record),
         can_annotate=permissions.can_annotate(viewer, record, shared_ids=shared),
         notes=notes,

@@ -27,6 +27,7 @@ from db import datasets as dataset_db
 from db.models import Atlas
 
 ATLAS = RecordKind.ATLAS
+SHARE, UNSHARE, EXPORT = (owned.action(ATLAS, verb) for verb in ("share", "unshare", "export"))
 
 
 @dataclass(frozen=True)
@@ -70,35 +71,12 @@ class TopRow:
 def list_atlases(*, session: Session, viewer: Viewer, scope: Scope = Scope.ALL) -> list[AtlasSummary]:
     """Readable atlases in ``scope`` with their dataset names, newest first."""
     rows = atlas_db.list_atlases(session=session, readable=permissions.list_filter(viewer, scope, Atlas))
-    return [
-        AtlasSummary(
-            id=record.id,
-            title=record.title,
-            model_id=record.model_id,
-            dataset_name=dataset_name,
-            rows_used=record.rows_used,
-            is_public=record.is_public,
-            created_at=record.created_at,
-        )
-        for record, dataset_name in rows
-    ]
+    return [owned.view_of(AtlasSummary, record, dataset_name=dataset_name) for record, dataset_name in rows]
 
 
 def atlas_view(record: Atlas, access: Access) -> AtlasView:
     """The view of an atlas that was opened for a viewer (or through a link, with no rights)."""
-    return AtlasView(
-        id=record.id,
-        title=record.title,
-        model_id=record.model_id,
-        n_layers=record.n_layers,
-        n_heads=record.n_heads,
-        rows_used=record.rows_used,
-        rows_failed=record.rows_failed,
-        is_public=record.is_public,
-        created_at=record.created_at,
-        access=access,
-        result=AtlasResult.from_json(record.result),
-    )
+    return owned.view_of(AtlasView, record, access=access, result=AtlasResult.from_json(record.result))
 
 
 def open_atlas(*, session: Session, viewer: Viewer, atlas_id: int) -> AtlasView:
@@ -149,12 +127,7 @@ def share_with(*, session: Session, viewer: Viewer, atlas_id: int, username: str
     assert viewer.user_id is not None
     atlas_db.grant(session=session, atlas=record, grantee_id=user.id, granted_by=viewer.user_id)
     owned.audit(
-        session=session,
-        viewer=viewer,
-        kind=ATLAS,
-        action=owned.action(ATLAS, "share"),
-        record=record,
-        grantee=user.username,
+        session=session, viewer=viewer, kind=ATLAS, action=SHARE, record=record, grantee=user.username
     )
 
 
@@ -163,12 +136,7 @@ def unshare(*, session: Session, viewer: Viewer, atlas_id: int, user_id: int) ->
     record = _shareable(session, viewer, atlas_id)
     if atlas_db.revoke(session=session, atlas=record, grantee_id=user_id):
         owned.audit(
-            session=session,
-            viewer=viewer,
-            kind=ATLAS,
-            action=owned.action(ATLAS, "unshare"),
-            record=record,
-            grantee_id=user_id,
+            session=session, viewer=viewer, kind=ATLAS, action=UNSHARE, record=record, grantee_id=user_id
         )
 
 

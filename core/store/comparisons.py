@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -92,25 +93,35 @@ def save_comparison(
     return record.id
 
 
+@dataclass(frozen=True)
+class ComparisonQuery:
+    """What a list of saved comparisons asks for: ``text`` in titles and texts, ``model_id`` on
+    either side, the ``scope`` (or the Trash), and one page of ``limit`` rows from ``offset``."""
+
+    scope: Scope = Scope.ALL
+    text: str = ""
+    model_id: str | None = None
+    trash: bool = False
+    limit: int = 50
+    offset: int = 0
+
+
 def list_saved_comparisons(
-    *,
-    session: Session,
-    viewer: Viewer,
-    scope: Scope = Scope.ALL,
-    text: str = "",
-    model_id: str | None = None,
-    trash: bool = False,
-    limit: int = 50,
-    offset: int = 0,
+    *, session: Session, viewer: Viewer, query: ComparisonQuery = ComparisonQuery()
 ) -> list[ComparisonRow]:
-    """The newest comparisons the viewer may read in ``scope`` (or restore, with ``trash``)."""
+    """The newest comparisons the viewer may read in the query's scope (or restore, from the Trash)."""
     where = (
         permissions.trash_filter(viewer, ComparisonRecord)
-        if trash
-        else permissions.list_filter(viewer, scope, ComparisonRecord)
+        if query.trash
+        else permissions.list_filter(viewer, query.scope, ComparisonRecord)
     )
     return queries.list_comparisons(
-        session=session, readable=where, text=text, model_id=model_id, limit=limit, offset=offset
+        session=session,
+        readable=where,
+        text=query.text,
+        model_id=query.model_id,
+        limit=query.limit,
+        offset=query.offset,
     )
 
 

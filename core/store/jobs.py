@@ -24,7 +24,7 @@ from core.jobs import webhook
 from core.jobs.contract import FINISHED, EventKind, JobStatus, RowStatus, check_transition, eta_seconds
 from core.jobs.tasks import KIND_ATLAS, atlas_params
 from core.models.registry import Registry, availability
-from core.store import saved_datasets
+from core.store import owned, saved_datasets
 from db import datasets as dataset_db
 from db import jobs as jobs_db
 from db.models import Job, utcnow
@@ -95,20 +95,11 @@ class JobView:
 
 
 def job_summary(job: Job) -> JobSummary:
-    return JobSummary(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
+    return owned.view_of(
+        JobSummary,
+        job,
         model_id=job.params.get("model_id"),
         max_tokens=job.params.get("max_tokens"),
-        rows_done=job.rows_done,
-        rows_failed=job.rows_failed,
-        rows_total=job.rows_total,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        worker=job.worker,
-        error=job.error,
-        cancel_requested=job.cancel_requested,
         atlas_id=(job.result or {}).get("atlas_id"),
     )
 
@@ -261,8 +252,7 @@ def job_view(*, session: Session, viewer: Viewer, job_id: int, lease_s: float) -
         for job_row, row in jobs_db.failed_rows(session=session, job_id=job_id)
     ]
     events = tuple(
-        JobEventView(at=event.at, kind=event.kind, worker=event.worker, message=event.message)
-        for event in jobs_db.events(session=session, job_id=job_id)
+        owned.view_of(JobEventView, event) for event in jobs_db.events(session=session, job_id=job_id)
     )
     return JobView(
         job=job_summary(job),

@@ -16,8 +16,8 @@ transaction, `core.store.transaction.unit_of_work`).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session, selectinload
@@ -31,6 +31,8 @@ from core.domain.owned import Access, RecordKind
 from db import jobs as jobs_db
 from db import owned as owned_db
 from db.models import Atlas, Comparison, Dataset, Preset, Visualization
+
+View = TypeVar("View")
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,13 @@ def access(viewer: Viewer, kind: RecordKind, record: Any) -> Access:
     rules = KINDS[kind]
     can_write = rules.can_write(viewer, record)
     return Access(can_write=can_write, can_share=rules.shareable and can_write and record.deleted_at is None)
+
+
+def view_of(view: type[View], record: Any, **computed: object) -> View:
+    """A plain, frozen view of a row: each field of the ``view`` dataclass is the row's
+    attribute of the same name, unless ``computed`` gives it."""
+    copied = {item.name for item in fields(view) if item.name not in computed}  # type: ignore[arg-type]
+    return view(**{name: getattr(record, name) for name in copied}, **computed)
 
 
 def audit(

@@ -59,15 +59,10 @@ class PreviewRow:
 
 
 def dataset_view(dataset: Dataset, viewer: Viewer) -> DatasetView:
-    return DatasetView(
-        id=dataset.id,
-        name=dataset.name,
-        format=dataset.format,
-        row_count=dataset.row_count,
+    return owned.view_of(
+        DatasetView,
+        dataset,
         builtin=dataset.builtin_key is not None,
-        created_at=dataset.created_at,
-        text_column=dataset.text_column,
-        source_filename=dataset.source_filename,
         report=dict(dataset.report or {}),
         can_write=owned.access(viewer, DATASET, dataset).can_write,
     )

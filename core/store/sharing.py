@@ -31,7 +31,7 @@ from core.domain.identity import Viewer
 from core.domain.owned import LINK_KINDS, RecordKind
 from core.store import owned
 from db import sharing as sharing_db
-from db.models import ShareLink
+from db.models import ShareLink, utcnow
 
 TOKEN_BYTES = 32
 SHARED_PATH = "shared"
@@ -126,10 +126,14 @@ def create_link(
     viewer: Viewer,
     record_id: int,
     expires_in_days: int | None,
-    now: datetime,
+    now: datetime | None = None,
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> NewLink:
-    """A new link to one record; ``expires_in_days`` None means it lasts until revoked."""
+    """A new link to one record; ``expires_in_days`` None means it lasts until revoked.
+
+    ``now`` (here and below) is the current time unless a caller fixes it.
+    """
+    now = now or utcnow()
     record = _shareable(session, viewer, kind, record_id)
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
         raise HeadlightError(f"A link lasts 1 to {MAX_EXPIRY_DAYS} days, or until revoked.")
@@ -157,9 +161,15 @@ def _status(link: ShareLink, now: datetime) -> str:
 
 
 def list_links(
-    *, session: Session, viewer: Viewer, record_id: int, now: datetime, kind: RecordKind = RecordKind.ANALYSIS
+    *,
+    session: Session,
+    viewer: Viewer,
+    record_id: int,
+    now: datetime | None = None,
+    kind: RecordKind = RecordKind.ANALYSIS,
 ) -> list[LinkRow]:
     """Every link of a record the viewer may share, newest first."""
+    now = now or utcnow()
     record = _shareable(session, viewer, kind, record_id)
     return [
         LinkRow(
@@ -179,10 +189,11 @@ def revoke_link(
     viewer: Viewer,
     record_id: int,
     link_id: int,
-    now: datetime,
+    now: datetime | None = None,
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> None:
     """Stop a link from working; the link stays listed as revoked."""
+    now = now or utcnow()
     rules = owned.KINDS[kind]
     record = _shareable(session, viewer, kind, record_id)
     link = sharing_db.get_link(session=session, link_id=link_id)
@@ -204,9 +215,15 @@ def _matching_link(links: list[ShareLink], token: str) -> ShareLink | None:
 
 
 def open_shared(
-    *, session: Session, record_id: int, token: str, now: datetime, kind: RecordKind = RecordKind.ANALYSIS
+    *,
+    session: Session,
+    record_id: int,
+    token: str,
+    now: datetime | None = None,
+    kind: RecordKind = RecordKind.ANALYSIS,
 ) -> tuple[SavedRecord, int]:
     """The record a live link opens and that link's id; `NotFoundError` otherwise."""
+    now = now or utcnow()
     if kind not in LINK_KINDS:
         raise owned.not_found(kind, record_id)
     model = owned.KINDS[kind].model
@@ -243,7 +260,7 @@ def open_link(
     client: str,
     record_id: int,
     token: str,
-    now: datetime,
+    now: datetime | None = None,
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> tuple[SavedRecord, int]:
     """`open_shared` for a visitor, refused while ``client`` has used up its failed attempts.

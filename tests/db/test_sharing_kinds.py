@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from core.access.permissions import Scope
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS, Role
+from core.domain.owned import RecordKind
 from core.store import analyses as library
 from core.store import comparisons as compare_store
 from core.store import owned, sharing
-from core.store.sharing import RecordKind
+from core.store.comparisons import ComparisonQuery
 from db.models import AuditEvent, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.test_batch import _atlas, _upload
@@ -142,7 +143,12 @@ def test_comparisons_search_scope_trash_and_restore(session: Session, make_user:
     owned.set_public(session=session, viewer=bob, kind=RecordKind.COMPARISON, record_id=public, public=True)
 
     def ids(**query: object) -> list[int]:
-        return [r.id for r in compare_store.list_saved_comparisons(session=session, viewer=alice, **query)]
+        return [
+            r.id
+            for r in compare_store.list_saved_comparisons(
+                session=session, viewer=alice, query=ComparisonQuery(**query)
+            )
+        ]
 
     assert ids() == [public, other, fox]
     assert ids(scope=Scope.MINE) == [other, fox]
@@ -157,7 +163,12 @@ def test_comparisons_search_scope_trash_and_restore(session: Session, make_user:
         owned.delete(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=public)
     owned.delete(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=fox)
     assert ids() == [public, other] and ids(trash=True) == [fox]
-    assert [r.id for r in compare_store.list_saved_comparisons(session=session, viewer=bob, trash=True)] == []
+    assert [
+        r.id
+        for r in compare_store.list_saved_comparisons(
+            session=session, viewer=bob, query=ComparisonQuery(trash=True)
+        )
+    ] == []
     with pytest.raises(NotFoundError):
         compare_store.open_comparison(session=session, viewer=alice, comparison_id=fox)
     owned.restore(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=fox)
