@@ -40,17 +40,6 @@ def list_atlases(
     return [(atlas, name) for atlas, name in session.execute(query).all()]
 
 
-def granted_atlas_ids(*, session: Session, user_id: int, atlas_ids: list[int]) -> set[int]:
-    if not atlas_ids:
-        return set()
-    found = session.scalars(
-        select(Grant.atlas_id).where(
-            Grant.grantee_id == user_id, Grant.revoked_at.is_(None), Grant.atlas_id.in_(atlas_ids)
-        )
-    )
-    return {i for i in found if i is not None}
-
-
 def grant(*, session: Session, atlas: Atlas, grantee_id: int, granted_by: int) -> Grant:
     """Share ``atlas`` with a user; an earlier revoked grant comes back to life."""
     existing = session.scalar(select(Grant).where(Grant.atlas_id == atlas.id, Grant.grantee_id == grantee_id))
@@ -90,19 +79,3 @@ def grantees(*, session: Session, atlas_id: int) -> list[User]:
 
 def user_by_name(*, session: Session, username: str) -> User | None:
     return session.scalar(select(User).where(User.username == username, User.is_active.is_(True)))
-
-
-def set_public(*, session: Session, atlas: Atlas, public: bool) -> None:
-    atlas.is_public = public
-    atlas.updated_at = utcnow()
-    session.flush()
-
-
-def soft_delete(*, session: Session, atlas: Atlas) -> None:
-    atlas.deleted_at = utcnow()
-    session.flush()
-
-
-def restore(*, session: Session, atlas: Atlas) -> None:
-    atlas.deleted_at = None
-    session.flush()

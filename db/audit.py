@@ -5,37 +5,11 @@ Events are written by `db.queries.add_audit_event`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, aliased
 
+from core.domain.audit import AuditFilters, AuditRow
 from db.models import AuditEvent, User
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    """Narrowing an audit list; empty fields do not filter. ``until`` is exclusive."""
-
-    actions: tuple[str, ...] = ()
-    actor: str = ""
-    target_type: str | None = None
-    target_id: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    id: int
-    at: datetime
-    actor: str | None
-    action: str
-    target_type: str | None
-    target_id: int | None
-    detail: dict[str, Any]
 
 
 def list_events(

@@ -5,28 +5,13 @@ clause from `core.access.permissions` (built for `Comparison`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import Comparison, Grant, utcnow
-
-
-@dataclass(frozen=True)
-class ComparisonRow:
-    """One line of a list of comparisons (the result blob is not loaded for it)."""
-
-    id: int
-    title: str
-    model_a_id: str
-    model_b_id: str
-    owner_id: int
-    is_public: bool
-    created_at: datetime
+from core.domain.owned import ComparisonRow
+from db.models import Comparison
 
 
 def create_comparison(
@@ -37,13 +22,6 @@ def create_comparison(
     session.add(record)
     session.flush()
     return record
-
-
-def get_comparison(
-    *, session: Session, comparison_id: int, readable: ColumnElement[bool]
-) -> Comparison | None:
-    """The comparison with that id if ``readable`` admits it."""
-    return session.scalar(select(Comparison).where(Comparison.id == comparison_id, readable))
 
 
 def list_comparisons(
@@ -84,27 +62,3 @@ def list_comparisons(
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def soft_delete(*, session: Session, comparison: Comparison) -> None:
-    comparison.deleted_at = utcnow()
-    session.flush()
-
-
-def restore(*, session: Session, comparison: Comparison) -> None:
-    comparison.deleted_at = None
-    session.flush()
-
-
-def granted_comparison_ids(*, session: Session, user_id: int, comparison_ids: Sequence[int]) -> set[int]:
-    """Which of ``comparison_ids`` are shared with ``user_id`` by a live grant."""
-    if not comparison_ids:
-        return set()
-    found = session.scalars(
-        select(Grant.comparison_id).where(
-            Grant.grantee_id == user_id,
-            Grant.revoked_at.is_(None),
-            Grant.comparison_id.in_(comparison_ids),
-        )
-    )
-    return {i for i in found if i is not None}

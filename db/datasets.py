@@ -130,16 +130,6 @@ def rows_by_id(*, session: Session, row_ids: Sequence[int]) -> dict[int, Dataset
     return {row.id: row for row in found}
 
 
-def soft_delete(*, session: Session, dataset: Dataset) -> None:
-    dataset.deleted_at = utcnow()
-    session.flush()
-
-
-def restore(*, session: Session, dataset: Dataset) -> None:
-    dataset.deleted_at = None
-    session.flush()
-
-
 def save_tokenization(
     *, session: Session, dataset_id: int, model_id: str, model_revision: str, stats: dict[str, Any]
 ) -> TokenizationStat:

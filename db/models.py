@@ -44,6 +44,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 from core.domain.identity import Role
+from core.domain.presets import PresetScreen
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -138,13 +139,6 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class PresetScreen(StrEnum):
-    """The screen a preset's settings fill (revision 0005)."""
-
-    GENERATE = "generate"
-    COMPARE = "compare"
 
 
 class JobRowStatus(StrEnum):

@@ -22,10 +22,6 @@ def list_presets(
     return [(preset, username) for preset, username in rows]
 
 
-def get_preset(*, session: Session, preset_id: int) -> Preset | None:
-    return session.get(Preset, preset_id)
-
-
 def favourite_ids(*, session: Session, user_id: int) -> set[int]:
     query = select(PresetFavourite.preset_id).where(PresetFavourite.user_id == user_id)
     return set(session.scalars(query))

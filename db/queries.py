@@ -21,7 +21,6 @@ from db.models import (
     AuditEvent,
     Comparison,
     Dataset,
-    Grant,
     Visualization,
     VisualizationTag,
     utcnow,
@@ -54,30 +53,6 @@ def get_visualization(
         .where(Visualization.id == visualization_id, readable)
         .options(selectinload(Visualization.tags), selectinload(Visualization.annotations))
     )
-
-
-def granted_ids(*, session: Session, user_id: int, visualization_ids: Sequence[int]) -> set[int]:
-    """Which of ``visualization_ids`` are shared with ``user_id`` by a live grant."""
-    if not visualization_ids:
-        return set()
-    found = session.scalars(
-        select(Grant.visualization_id).where(
-            Grant.grantee_id == user_id,
-            Grant.revoked_at.is_(None),
-            Grant.visualization_id.in_(visualization_ids),
-        )
-    )
-    return {i for i in found if i is not None}
-
-
-def soft_delete(*, session: Session, visualization: Visualization) -> None:
-    visualization.deleted_at = utcnow()
-    session.flush()
-
-
-def restore(*, session: Session, visualization: Visualization) -> None:
-    visualization.deleted_at = None
-    session.flush()
 
 
 def purge_deleted(*, session: Session, before: datetime) -> dict[str, int]:

@@ -22,7 +22,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
 
+from core.domain.owned import HistoryRow, SearchPage, Sort
 from db.models import (
     PG_FILTER_TERMS,
     PG_SEARCH_VECTOR,
@@ -56,12 +56,6 @@ SNIPPET_CHARS = 200
 COUNT_CAP = 1_000
 # Postgres text-search configuration; SQLite's FTS5 table uses the Porter stemmer to match.
 TS_CONFIG = "english"
-
-
-class Sort(StrEnum):
-    NEWEST = "newest"
-    OLDEST = "oldest"
-    TITLE = "title"
 
 
 @dataclass(frozen=True)
@@ -106,31 +100,6 @@ class Cursor:
         if parsed_sort is not sort or type(row_id) is not int or not isinstance(key, (str, datetime)):
             raise ValueError("The page position does not fit this list; start again from the first page.")
         return cls(parsed_sort, key, row_id)
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    """One line of a history list (no attention data is loaded for it)."""
-
-    id: int
-    title: str
-    model_id: str
-    owner_id: int
-    is_public: bool
-    created_at: datetime
-    deleted_at: datetime | None
-    token_count: int
-    snippet: str
-    tags: tuple[str, ...]
-    annotation_count: int
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    rows: list[HistoryRow]
-    total: int  # rows matching the filters over all pages, counted up to COUNT_CAP
-    total_capped: bool  # True when more than COUNT_CAP rows match ("1,000+")
-    next_cursor: str | None  # None on the last page
 
 
 _TERM = re.compile(r'"([^"]*)"|(\S+)')

@@ -5,38 +5,32 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
-from core.access import accounts, permissions
+from core.access import permissions
 from core.access.accounts import ASSIGNABLE_ROLES, UserRow
 from core.domain.errors import HeadlightError
 from core.domain.identity import Role, Viewer
-from core.store import transaction
-from db.models import utcnow
+from core.service import accounts
+from ui.actions import Flash
 from ui.session import current_viewer
 
-FLASH = "admin.flash"
+FLASH = Flash("admin.flash")
 SHOWN_ONCE = "admin.shown_once"
 
 
 def _act(action: str, user_id: int, role: Role | None = None) -> None:
-    """One button's action in one transaction; its outcome is shown on the next run."""
-    viewer = current_viewer()
-    try:
-        with transaction.unit_of_work() as session:
-            st.session_state[FLASH] = ("success", _do(session, viewer, action, user_id, role))
-    except HeadlightError as exc:
-        st.session_state[FLASH] = ("error", str(exc))
+    """One button's action (one service call); its outcome is shown on the next run."""
+    FLASH.act(lambda viewer: _do(viewer, action, user_id, role))
 
 
-def _do(session: Session, viewer: Viewer, action: str, user_id: int, role: Role | None) -> str:
+def _do(viewer: Viewer, action: str, user_id: int, role: Role | None) -> str:
     if action == "role" and role is not None:
-        accounts.change_role(session=session, viewer=viewer, user_id=user_id, role=role)
+        accounts.change_role(viewer=viewer, user_id=user_id, role=role)
         return f"User #{user_id} is now {role.value}."
     if action in ("deactivate", "activate"):
-        accounts.set_active(session=session, viewer=viewer, user_id=user_id, active=action == "activate")
+        accounts.set_active(viewer=viewer, user_id=user_id, active=action == "activate")
         return f"User #{user_id} {action}d."
-    password = accounts.reset_password(session=session, viewer=viewer, user_id=user_id)
+    password = accounts.reset_password(viewer=viewer, user_id=user_id)
     st.session_state[SHOWN_ONCE] = (user_id, password)
     return f"User #{user_id} has a new password (shown once below); any lock is lifted."
 
@@ -62,12 +56,9 @@ def main() -> None:
     if not permissions.can_manage_users(viewer):
         st.error("Only admins can open the Admin screen.")
         return
-    kind, message = st.session_state.pop(FLASH, (None, None))
-    if kind:
-        (st.success if kind == "success" else st.error)(message)
+    FLASH.show()
     try:
-        with transaction.unit_of_work() as session:
-            users = accounts.list_users(session=session, viewer=viewer, now=utcnow())
+        users = accounts.list_users(viewer=viewer)
     except HeadlightError as exc:
         st.error(str(exc))
         return

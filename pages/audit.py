@@ -7,9 +7,9 @@ from datetime import date
 import streamlit as st
 
 from core.access import audit, permissions
+from core.domain.audit import AuditFilters
 from core.domain.errors import HeadlightError
-from core.store import transaction
-from db.audit import AuditFilters
+from core.service import audit_log
 from ui.session import current_viewer
 
 TARGET_TYPES = {"": "Any item", "visualization": "Analyses", "comparison": "Comparisons", "user": "Accounts"}
@@ -48,11 +48,9 @@ def main() -> None:
         else "Events on your analyses and your account, newest first."
     )
     try:
-        with transaction.unit_of_work() as session:
-            choices = audit.action_choices(session=session, viewer=viewer)
+        choices = audit_log.action_choices(viewer=viewer)
         filters = _filters(choices, admin=viewer.is_admin)
-        with transaction.unit_of_work() as session:
-            rows = audit.events(session=session, viewer=viewer, filters=filters)
+        rows = audit_log.events(viewer=viewer, filters=filters)
     except HeadlightError as exc:
         st.error(str(exc))
         return

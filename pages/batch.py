@@ -16,7 +16,7 @@ def main() -> None:
     if viewer.user_id is None:
         st.info("Sign in to use datasets and batch jobs.")
         return
-    batch_view.show_flash()
+    batch_view.FLASH.show()
     section = st.radio("Section", batch_view.SECTIONS, horizontal=True, key=batch_view.SECTION)
     try:
         if section == "Datasets":

@@ -13,12 +13,11 @@ from core.attention.comparison import CompareOutcome, comparison_to_json
 from core.domain.analysis import MAX_TEXT_CHARS, MAX_TOP_K_NEXT
 from core.domain.errors import HeadlightError
 from core.domain.identity import Actor
+from core.domain.presets import COMPARE, PresetScreen
 from core.models.registry import ModelSpec
+from core.service import saved_comparisons
 from core.service.analysis_service import AnalysisService
 from core.service.compare import submit_comparison
-from core.store import comparisons as compare_store
-from core.store import presets, transaction
-from db.models import PresetScreen
 from ui.compare_view import generation_settings, render_outcome
 from ui.preset_panel import render_preset_panel
 from ui.run_page import RunPage, open_run_page
@@ -33,7 +32,8 @@ SAVED_ID = "compare.saved_id"
 
 
 def _pick_model(page: RunPage, column: DeltaGenerator, side: str, default: int) -> ModelSpec:
-    spec = page.pick(f"Model {side}", key=f"compare.model_{side.lower()}", index=default, where=column)
+    key = COMPARE.model_a if side == "A" else COMPARE.model_b
+    spec = page.pick(f"Model {side}", key=key, index=default, where=column)
     column.caption(f"{spec.kind} · revision {spec.revision} · up to {spec.max_input_tokens:,} tokens")
     return spec
 
@@ -75,14 +75,9 @@ def _save_panel(outcome: CompareOutcome) -> None:
         title = title_col.text_input("Title", max_chars=200, key="compare.save.title")
         if save_col.button("Save", key="compare.save.button", disabled=saved is not None):
             try:
-                with transaction.unit_of_work() as session:
-                    saved = compare_store.save_comparison(
-                        session=session,
-                        viewer=current_viewer(),
-                        comparison=comparison,
-                        request=outcome.request,
-                        title=title,
-                    )
+                saved = saved_comparisons.save_comparison(
+                    viewer=current_viewer(), comparison=comparison, request=outcome.request, title=title
+                )
             except HeadlightError as exc:
                 st.error(f"Not saved: {exc}")
             else:
@@ -94,8 +89,7 @@ def _save_panel(outcome: CompareOutcome) -> None:
 def _open_saved() -> None:
     with st.expander("Open a saved comparison"):
         try:
-            with transaction.unit_of_work() as session:
-                rows = compare_store.list_saved_comparisons(session=session, viewer=current_viewer())
+            rows = saved_comparisons.list_comparisons(viewer=current_viewer())
         except HeadlightError as exc:
             st.error(str(exc))
             return
@@ -106,10 +100,9 @@ def _open_saved() -> None:
         chosen = st.selectbox("Saved", list(labels), format_func=labels.__getitem__, key="compare.open.id")
         if st.button("Open", key="compare.open.button"):
             try:
-                with transaction.unit_of_work() as session:
-                    st.session_state[OUTCOME] = compare_store.open_comparison(
-                        session=session, viewer=current_viewer(), comparison_id=chosen
-                    )
+                st.session_state[OUTCOME] = saved_comparisons.open_comparison(
+                    viewer=current_viewer(), comparison_id=chosen
+                )
                 st.session_state[SAVED_ID] = chosen
             except HeadlightError as exc:
                 st.error(str(exc))
@@ -120,11 +113,7 @@ def main() -> None:
     if page is None:
         return
     service, actor, specs, reasons = page.service, page.actor, page.specs, page.reasons
-    render_preset_panel(
-        PresetScreen.COMPARE,
-        available_models=set(specs),
-        read_state=lambda: presets.compare_settings_from_state(st.session_state),
-    )
+    render_preset_panel(PresetScreen.COMPARE, available_models=set(specs))
     left, right = st.columns(2)
     spec_a = _pick_model(page, left, "A", 0)
     spec_b = _pick_model(page, right, "B", min(1, len(specs) - 1))
@@ -133,12 +122,12 @@ def main() -> None:
     generate = st.toggle(
         "Generate a continuation (same parameters and seed for both; encoders always encode)",
         disabled=not any_causal,
-        key="compare.generate",
+        key=COMPARE.generate,
     )
     params: dict[str, object] = {}
     if generate and any_causal:
         with st.expander("Generation settings", expanded=False):
-            params = generation_settings("compare")
+            params = generation_settings(COMPARE)
         st.caption(
             "Heads are compared on the text both models share: where the continuations differ, "
             "only their common start counts."
@@ -149,9 +138,9 @@ def main() -> None:
         list(Granularity),
         format_func=lambda g: "words and punctuation" if g is Granularity.WORD else "whitespace chunks",
         horizontal=True,
-        key="compare.granularity",
+        key=COMPARE.granularity,
     )
-    top_k_next = top_k_col.slider("Next-token candidates", 1, MAX_TOP_K_NEXT, 5, key="compare.top_k_next")
+    top_k_next = top_k_col.slider("Next-token candidates", 1, MAX_TOP_K_NEXT, 5, key=COMPARE.top_k_next)
 
     unusable = bool(reasons[spec_a.id] or reasons[spec_b.id])
     if st.button("Compare", type="primary", key="compare.run", disabled=unusable):

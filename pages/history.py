@@ -4,7 +4,6 @@ annotate, export, share, restore."""
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from core.access import permissions
 from core.domain import errors
@@ -12,10 +11,9 @@ from core.domain.analysis import Analysis
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
 from core.domain.settings import get_settings
-from core.service.analysis_service import recompute
-from core.store import analyses as library
-from core.store import export, records, transaction
-from db.models import Visualization
+from core.service import history
+from core.store import export
+from core.store.analyses import SavedAnalysisView
 from ui import atlas_view, comparison_history, history_view, saved_view, share_panel
 from ui.analysis_view import render_analysis
 from ui.resources import get_service
@@ -36,57 +34,59 @@ def _import_box() -> None:
         if st.button("Import", key="history.import.button", disabled=upload is None) and upload is not None:
             data = upload.getvalue()
 
-            def do_import(session: Session, viewer: Viewer) -> str:
-                new_id = library.import_json(session=session, viewer=viewer, data=data)
+            def do_import(viewer: Viewer) -> str:
+                new_id = history.import_analysis(viewer=viewer, data=data)
                 st.session_state[history_view.OPEN] = new_id
                 return f"Imported as analysis #{new_id}."
 
-            history_view.run_action(do_import)
+            history_view.FLASH.act(do_import)
             st.rerun()
 
 
-def _opened_analysis(record: Visualization) -> Analysis:
+def _opened_analysis(record: SavedAnalysisView) -> Analysis:
     """The recomputed analysis when there is one for this record, else the stored one."""
     recomputed = st.session_state.get(RECOMPUTED)
     if recomputed and recomputed[0] == record.id:
         st.caption("Recomputed with full detail (the model ran again with the stored settings).")
         return recomputed[1]
     st.caption("Re-rendered from stored data; the model did not run.")
-    return records.analysis_from_record(record)
+    return record.analysis
 
 
-def _recompute(record: Visualization) -> None:
+def _recompute(record: SavedAnalysisView, viewer: Viewer) -> None:
     try:
         with st.spinner(f"Running {record.model_id} again…"):
-            analysis = recompute(records.analysis_from_record(record), get_service(), actor=current_actor())
+            analysis = history.recompute(
+                viewer=viewer, visualization_id=record.id, service=get_service(), actor=current_actor()
+            )
     except HeadlightError as exc:
         st.error(str(exc))
         return
     st.session_state[RECOMPUTED] = (record.id, analysis)
 
 
-def _show_opened(record: Visualization, viewer: Viewer) -> None:
+def _show_opened(record: SavedAnalysisView, viewer: Viewer) -> None:
     st.divider()
     history_view.escaped_block(record.title, style="font-size:1.5em;font-weight:600")
     if saved_view.toolbar(record, viewer):
-        _recompute(record)
-    if permissions.can_share(viewer, record):
-        share_panel.render(record)
+        _recompute(record, viewer)
+    if record.access.can_share:
+        share_panel.render(record.id, is_public=record.is_public)
     analysis = _opened_analysis(record)
     view_col, notes_col = st.columns([3, 1])
     with view_col:
         render_analysis(analysis, key="history")
     with notes_col:
-        saved_view.notes_panel(record, analysis, viewer)
+        saved_view.notes_panel(record, analysis)
 
 
-def _open(session: Session, viewer: Viewer) -> Visualization | None:
+def _open(viewer: Viewer) -> SavedAnalysisView | None:
     """The analysis chosen with Open, if it is still there to read."""
     open_id = st.session_state.get(history_view.OPEN)
     if open_id is None:
         return None
     try:
-        return library.open_saved(session=session, viewer=viewer, visualization_id=open_id)
+        return history.saved_analysis(viewer=viewer, visualization_id=open_id)
     except errors.NotFoundError as exc:
         st.session_state.pop(history_view.OPEN, None)
         st.warning(str(exc))
@@ -101,7 +101,7 @@ def main() -> None:
             st.info("Sign in (sidebar) to see saved analyses.")
             return
         st.caption("Public analyses. Sign in (sidebar) to keep, find and share your own.")
-    history_view.show_flash()
+    history_view.FLASH.show()
     kind = st.segmented_control(
         "Saved", list(KINDS), format_func=KINDS.get, default="analyses", key="history.kind"
     )
@@ -116,8 +116,7 @@ def main() -> None:
 
 def _analyses(viewer: Viewer) -> None:
     try:
-        with transaction.unit_of_work() as session:
-            models, tags = library.filter_choices(session=session, viewer=viewer)
+        models, tags = history.filter_choices(viewer=viewer)
     except HeadlightError as exc:
         st.error(str(exc))
         return
@@ -125,9 +124,8 @@ def _analyses(viewer: Viewer) -> None:
     query = history_view.query_widgets(models, tags, viewer)
     cursor = history_view.page_cursor(query)
     try:
-        with transaction.unit_of_work() as session:
-            page = library.search_history(session=session, viewer=viewer, query=query, cursor=cursor)
-            record = None if query.trash else _open(session, viewer)
+        page = history.search(viewer=viewer, query=query, cursor=cursor)
+        record = None if query.trash else _open(viewer)
     except ValueError as exc:
         st.error(str(exc))
         return

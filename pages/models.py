@@ -8,7 +8,7 @@ import streamlit as st
 from core.access import permissions
 from core.domain.errors import HeadlightError
 from core.domain.settings import get_settings
-from core.store import model_admin, transaction
+from core.service import models_screen
 from ui import models_view
 from ui.resources import get_service
 from ui.session import current_viewer
@@ -22,22 +22,21 @@ def main() -> None:
         return
     settings = get_settings()
     service = get_service()
-    models_view.show_flash()
+    models_view.FLASH.show()
     if service.registry_source.last_error:
         st.warning(service.registry_source.last_error)
     try:
-        with transaction.unit_of_work() as session:
-            listing = model_admin.model_rows(
-                session=session, viewer=viewer, service=service, uploads_dir=settings.uploaded_models_dir
-            )
-            failures = model_admin.recent_failures(session=session, viewer=viewer)
+        found = models_screen.overview(
+            viewer=viewer, service=service, uploads_dir=settings.uploaded_models_dir
+        )
     except HeadlightError as exc:
         st.error(str(exc))
         return
-    models_view.model_table(listing.rows, listing.skipped)
-    models_view.model_actions(listing.rows, service)
-    models_view.failures(failures)
-    models_view.add_form(sorted({row.family for row in listing.rows}), service, settings)
+    rows = found.listing.rows
+    models_view.model_table(rows, found.listing.skipped)
+    models_view.model_actions(rows, service)
+    models_view.failures(found.failures)
+    models_view.add_form(sorted({row.family for row in rows}), service, settings)
 
 
 main()

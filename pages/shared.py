@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.attention.comparison import CompareOutcome
+from core.domain.analysis import Analysis
 from core.domain.errors import HeadlightError
-from core.store import comparisons as compare_store
-from core.store import records, sharing, transaction
-from core.store.sharing import RecordKind
-from db.models import Atlas, Comparison, Visualization, utcnow
+from core.domain.owned import RecordKind
+from core.service import records
+from core.store import sharing
+from core.store.atlases import AtlasView
 from ui.analysis_view import render_analysis
 from ui.atlas_view import atlas_panel
 from ui.compare_view import render_outcome
@@ -25,13 +27,13 @@ TITLES = {
 }
 
 
-def _show(record: object) -> None:
-    if isinstance(record, Visualization):
-        render_analysis(records.analysis_from_record(record), key="shared")
-    elif isinstance(record, Comparison):
-        render_outcome(compare_store.outcome_from_record(record), key="shared")
-    elif isinstance(record, Atlas):
-        atlas_panel(record, None)
+def _show(content: object) -> None:
+    if isinstance(content, Analysis):
+        render_analysis(content, key="shared")
+    elif isinstance(content, CompareOutcome):
+        render_outcome(content, key="shared")
+    elif isinstance(content, AtlasView):
+        atlas_panel(content, None)
 
 
 def main() -> None:
@@ -41,30 +43,29 @@ def main() -> None:
     if kind is None:
         # An unknown kind reads as an analysis that does not exist: one answer for every bad link.
         kind, record_id = RecordKind.ANALYSIS, 0
+    # One view per link and browser session; reruns of this page are not new views.
+    viewed = st.session_state.setdefault(VIEWED, set())
     try:
-        with transaction.unit_of_work() as session:
-            record, link_id = sharing.open_link(
-                session=session,
-                limiter=get_share_limiter(),
-                client=client_id(),
-                record_id=record_id,
-                token=token,
-                now=utcnow(),
-                kind=kind,
-            )
-            # One view per link and browser session; reruns of this page are not new views.
-            viewed = st.session_state.setdefault(VIEWED, set())
-            if link_id not in viewed:
-                sharing.record_view(session=session, record_id=record.id, link_id=link_id, kind=kind)
+        shared = records.open_shared(
+            kind=kind,
+            record_id=record_id,
+            token=token,
+            limiter=get_share_limiter(),
+            client=client_id(),
+            seen_links=viewed,
+        )
     except HeadlightError as exc:
         st.title(TITLES[kind])
         st.error(str(exc))
         return
-    viewed.add(link_id)
-    escaped_block(record.title, style="font-size:2em;font-weight:700;margin-bottom:0.3em")
+    viewed.add(shared.link_id)
+    escaped_block(shared.title, style="font-size:2em;font-weight:700;margin-bottom:0.3em")
     st.caption("Shared with you through a link · read-only")
+    if shared.problem is not None:
+        st.error(shared.problem)
+        return
     try:
-        _show(record)
+        _show(shared.content)
     except HeadlightError as exc:
         st.error(str(exc))
 

@@ -1,4 +1,5 @@
-"""House rules of the whole tree: the import-linter floors, and no remote code for models."""
+"""House rules of the whole tree: the import-linter floors, a UI that reaches the database only
+through services, and no remote code for models."""
 
 from __future__ import annotations
 
@@ -38,6 +39,58 @@ def test_every_package_stands_on_a_floor() -> None:
     assert not [p.name for p in (ROOT / "core").glob("*.py") if p.name != "__init__.py"], (
         "core/ holds packages only"
     )
+
+
+UI_FORBIDDEN = ("db", "sqlalchemy", "core.store.transaction")
+
+
+def _ui_files() -> list[Path]:
+    return [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").rglob("*.py"))]
+
+
+def _forbidden_in_ui(path: Path) -> list[str]:
+    """What ``path`` imports of the database (directly), and its uses of ``unit_of_work``."""
+    source = path.read_text(encoding="utf-8")
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        found += [name for name in names if name in UI_FORBIDDEN or name.startswith(("db.", "sqlalchemy."))]
+    if "unit_of_work" in source:
+        found.append("unit_of_work")
+    return found
+
+
+def test_the_ui_reaches_the_database_only_through_services() -> None:
+    """pages/, app.py and ui/ import neither db nor SQLAlchemy and open no transaction: each user
+    action is one service call that opens its own and returns plain views (pages/ is not a
+    package, so import-linter's ui contract cannot see it)."""
+    offenders = {}
+    for path in _ui_files():
+        found = _forbidden_in_ui(path)
+        if found:
+            offenders[path.relative_to(ROOT).as_posix()] = found
+    assert offenders == {}
+
+
+def test_the_ui_check_sees_what_it_forbids(tmp_path: Path) -> None:
+    """The scan above catches each form a database import or a transaction can take."""
+    for line in (
+        "from db.models import Visualization",
+        "import db.session",
+        "from db import queries",
+        "import sqlalchemy",
+        "from sqlalchemy.orm import Session",
+        "from core.store import transaction",
+        "from core.store.transaction import unit_of_work",
+        "with transaction.unit_of_work() as session: pass",
+    ):
+        page = tmp_path / "page.py"
+        page.write_text(line + "\n", encoding="utf-8")
+        assert _forbidden_in_ui(page), line
 
 
 def test_no_remote_code_for_models() -> None:

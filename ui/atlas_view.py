@@ -8,19 +8,19 @@ from typing import Any
 
 import streamlit as st
 
-from core.access import permissions
 from core.access.permissions import Scope
 from core.attention import atlas
 from core.attention.atlas import ATLAS_STATS, HEAD_KINDS, STAT_LABELS, AtlasResult
 from core.domain.analysis import MAX_TEXT_CHARS, AnalysisRequest
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
-from core.store import batch, transaction
-from core.store.sharing import RecordKind
-from db.models import Atlas
+from core.domain.owned import RecordKind
+from core.domain.presets import GENERATE
+from core.service import batch, records
+from core.store.atlases import AtlasSummary, AtlasView
 from ui import plots, share_panel
 from ui.analysis_view import render_analysis
-from ui.batch_view import ATLAS, action, escaped, pick, step
+from ui.batch_view import ATLAS, FLASH, escaped, pick
 from ui.resources import get_service
 from ui.session import current_actor
 
@@ -71,7 +71,7 @@ def _pick_head(result: AtlasResult, stat: str, selection: Any) -> tuple[int, int
     return int(layer), int(head)
 
 
-def _run_row(record: Atlas, text: str) -> None:
+def _run_row(record: AtlasView, text: str) -> None:
     """Analyse one dataset row with the atlas's model and keep it for the inline view."""
     try:
         request = AnalysisRequest(model_id=record.model_id, text=text[:MAX_TEXT_CHARS])
@@ -81,21 +81,15 @@ def _run_row(record: Atlas, text: str) -> None:
         st.error(str(exc))
 
 
-def _open_in_generate(record: Atlas, text: str) -> None:
-    st.session_state["generate.model"] = record.model_id
+def _open_in_generate(record: AtlasView, text: str) -> None:
+    st.session_state[GENERATE.model] = record.model_id
     st.session_state["generate.text"] = text[:MAX_TEXT_CHARS]
     st.switch_page("pages/generate.py")
 
 
-def _top_rows(record: Atlas, viewer: Viewer | None, stat: str, layer: int, head: int) -> None:
+def _top_rows(record: AtlasView, viewer: Viewer | None, stat: str, layer: int, head: int) -> None:
     """The rows where a head scores highest; ``viewer`` None for a share-link visitor (read-only)."""
-    with transaction.unit_of_work() as session:
-        if viewer is None:
-            rows = batch.top_rows_of(session=session, record=record, stat=stat, layer=layer, head=head)
-        else:
-            rows = batch.top_rows(
-                session=session, viewer=viewer, atlas_id=record.id, stat=stat, layer=layer, head=head
-            )
+    rows = batch.top_rows(viewer=viewer, atlas=record, stat=stat, layer=layer, head=head)
     st.markdown(f"**Rows where L{layer} H{head} scores highest on {STAT_LABELS[stat].lower()}**")
     if not rows:
         st.caption("No row has this score for this head (induction needs a repeated token).")
@@ -117,37 +111,37 @@ def _top_rows(record: Atlas, viewer: Viewer | None, stat: str, layer: int, head:
         render_analysis(analysis, key="batch.atlas.view")
 
 
-def _sharing(record: Atlas, viewer: Viewer) -> None:
-    share_panel.render(record, RecordKind.ATLAS)
+def _sharing(record: AtlasView, viewer: Viewer) -> None:
+    share_panel.render(record.id, is_public=record.is_public, kind=RecordKind.ATLAS)
     with st.expander("Share with a user", icon=":material/group:"):
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         username = left.text_input("Share with (username)", key="batch.atlas.share.user")
         if right.button("Share", key="batch.atlas.share") and username.strip():
-            action(
-                step(
-                    batch.share_atlas,
-                    f"Shared with {username.strip()}.",
-                    atlas_id=record.id,
-                    username=username,
-                )
+            FLASH.act(
+                lambda viewer: batch.share_atlas(viewer=viewer, atlas_id=record.id, username=username),
+                success=f"Shared with {username.strip()}.",
             )
             st.rerun()
-        with transaction.unit_of_work() as session:
-            grantees = batch.atlas_grantees(session=session, viewer=viewer, atlas_id=record.id)
+        grantees = batch.atlas_grantees(viewer=viewer, atlas_id=record.id)
         for user_id, name in grantees:
             left, right = st.columns([4, 1])
             left.write(name)
             if right.button("Stop sharing", key=f"batch.atlas.unshare.{user_id}"):
-                action(step(batch.unshare_atlas, "Stopped sharing.", atlas_id=record.id, user_id=user_id))
+                FLASH.act(
+                    lambda viewer, user_id=user_id: batch.unshare_atlas(
+                        viewer=viewer, atlas_id=record.id, user_id=user_id
+                    ),
+                    success="Stopped sharing.",
+                )
                 st.rerun()
 
 
-def atlas_panel(record: Atlas, viewer: Viewer | None) -> None:
+def atlas_panel(record: AtlasView, viewer: Viewer | None) -> None:
     """One atlas: facts, export, sharing, heatmaps, top heads and top rows.
 
     ``viewer`` None shows it read-only to a visitor who followed a share link.
     """
-    result = batch.atlas_result(record)
+    result = record.result
     escaped(record.title, style="font-size:1.4em;font-weight:600")
     st.caption(
         f"{record.model_id} ({record.n_layers} layers × {record.n_heads} heads) · {record.rows_used:,} rows"
@@ -158,8 +152,7 @@ def atlas_panel(record: Atlas, viewer: Viewer | None) -> None:
     if viewer is None:
         data = atlas.atlas_csv(result)
     else:
-        with transaction.unit_of_work() as session:
-            data = batch.export_atlas_csv(session=session, viewer=viewer, atlas_id=record.id)
+        data = batch.export_atlas_csv(viewer=viewer, atlas_id=record.id)
     left.download_button(
         "Download CSV",
         data,
@@ -167,13 +160,18 @@ def atlas_panel(record: Atlas, viewer: Viewer | None) -> None:
         mime="text/csv",
         key="batch.atlas.csv",
     )
-    writable = viewer is not None and permissions.can_write(viewer, record)
-    if writable and right.button("Delete atlas", key="batch.atlas.delete"):
-        action(step(batch.delete_atlas, "Atlas moved to the Trash.", atlas_id=record.id))
+    if (
+        viewer is not None
+        and record.access.can_write
+        and right.button("Delete atlas", key="batch.atlas.delete")
+    ):
+        FLASH.act(
+            lambda viewer: records.delete(viewer=viewer, kind=RecordKind.ATLAS, record_id=record.id),
+            success="Atlas moved to the Trash.",
+        )
         st.session_state.pop(ATLAS, None)
         st.rerun()
-    if writable:
-        assert viewer is not None
+    if viewer is not None and record.access.can_share:
         _sharing(record, viewer)
     st.markdown("**Top heads of each kind**")
     st.dataframe(_top_heads_table(result), hide_index=True, key="batch.atlas.top")
@@ -193,7 +191,7 @@ def atlas_panel(record: Atlas, viewer: Viewer | None) -> None:
     _top_rows(record, viewer, stat, layer, head)
 
 
-def _atlas_label(record: Atlas) -> str:
+def _atlas_label(record: AtlasSummary | AtlasView) -> str:
     return f"#{record.id} {record.title} · {record.rows_used:,} rows · {record.created_at:%Y-%m-%d}"
 
 
@@ -201,12 +199,11 @@ def atlases_section(viewer: Viewer) -> None:
     scope = st.radio(
         "Show", list(SCOPE_LABELS), format_func=SCOPE_LABELS.get, horizontal=True, key="batch.atlases.scope"
     )
-    with transaction.unit_of_work() as session:
-        items = batch.list_atlases(session=session, viewer=viewer, scope=Scope(scope))
+    items = batch.list_atlases(viewer=viewer, scope=Scope(scope))
     if not items:
         st.info("No head atlases yet: run a head-atlas job on the Jobs tab.")
         return
-    by_id = {record.id: record for record, _ in items}
+    by_id = {record.id: record for record in items}
     atlas_id = pick(
         "Atlas",
         list(by_id),
@@ -217,23 +214,23 @@ def atlases_section(viewer: Viewer) -> None:
     if st.session_state.get(ATLAS) != atlas_id:
         st.session_state.pop(ANALYSIS, None)
     st.session_state[ATLAS] = atlas_id
-    atlas_panel(by_id[atlas_id], viewer)
+    atlas_panel(batch.open_atlas(viewer=viewer, atlas_id=atlas_id), viewer)
 
 
 def history_section(viewer: Viewer) -> None:
     """On History: the head atlases the viewer may read; Open shows one below the list."""
-    with transaction.unit_of_work() as session:
-        items = batch.list_atlases(session=session, viewer=viewer)
+    items = batch.list_atlases(viewer=viewer)
     if not items:
         st.info("No head atlases to show. Run a head-atlas job on the Batch screen.")
         return
-    for record, dataset_name in items[:HISTORY_LIMIT]:
+    for record in items[:HISTORY_LIMIT]:
         with st.container(border=True):
             left, right = st.columns([6, 1], vertical_alignment="center")
             with left:
                 escaped(_atlas_label(record), style="font-weight:600")
                 escaped(
-                    f"{record.model_id} · dataset {dataset_name}" + (" · public" if record.is_public else ""),
+                    f"{record.model_id} · dataset {record.dataset_name}"
+                    + (" · public" if record.is_public else ""),
                     style="color:#57606a;font-size:0.85em",
                 )
             if right.button("Open", key=f"history.atlas.{record.id}"):
@@ -242,8 +239,7 @@ def history_section(viewer: Viewer) -> None:
     if atlas_id is None:
         return
     try:
-        with transaction.unit_of_work() as session:
-            record = batch.open_atlas(session=session, viewer=viewer, atlas_id=atlas_id)
+        record = batch.open_atlas(viewer=viewer, atlas_id=atlas_id)
     except HeadlightError as exc:
         st.session_state.pop(HISTORY_OPEN, None)
         st.warning(str(exc))

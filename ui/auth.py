@@ -27,9 +27,7 @@ from core.access.auth import LoginPolicy
 from core.domain.errors import HeadlightError
 from core.domain.identity import ANONYMOUS, Actor, Role, Viewer
 from core.domain.settings import Settings
-from core.store.transaction import unit_of_work
-from db import users as users_db
-from db.models import utcnow
+from core.service import accounts
 from ui.session import USER_STATE_KEY, VIEWER_STATE_KEY, client_id
 
 log = logging.getLogger(__name__)
@@ -82,9 +80,7 @@ class LoginGate:
         self.expiry_days = settings.cookie_expiry_days
         self.database_ok = True
         try:
-            with unit_of_work() as session:
-                users = users_db.login_candidates(session=session)
-                self.credentials = auth.credentials(users, now=utcnow(), policy=self.policy)
+            self.credentials = accounts.login_credentials(policy=self.policy)
         except HeadlightError:
             self.database_ok = False
             self.credentials = {"usernames": {}}
@@ -118,20 +114,13 @@ class LoginGate:
         failure locked an account."""
         failed = auth.new_failures(self.credentials, self._counts)
         self._counts = auth.failure_counts(self.credentials)
-        locked = False
-        if failed:
-            with unit_of_work() as session:
-                for username in failed:
-                    locked |= auth.record_failure(
-                        session=session, username=username, policy=self.policy, now=utcnow()
-                    )
+        locked = bool(failed) and accounts.record_failures(usernames=failed, policy=self.policy)
         return failed, locked
 
     def _logged_in(self, event: dict[str, Any]) -> None:
-        st.session_state[SIGNED_IN_AT] = utcnow()
+        st.session_state[SIGNED_IN_AT] = datetime.now(UTC)
         try:
-            with unit_of_work() as session:
-                auth.record_login(session=session, username=event["username"])
+            accounts.record_login(username=event["username"])
         except HeadlightError:
             log.exception("could not record a login")
 
@@ -139,8 +128,7 @@ class LoginGate:
         viewer = st.session_state.get(VIEWER_STATE_KEY)
         if isinstance(viewer, Viewer) and viewer.user_id is not None:
             try:
-                with unit_of_work() as session:
-                    auth.record_logout(session=session, user_id=viewer.user_id)
+                accounts.record_logout(user_id=viewer.user_id)
             except HeadlightError:
                 log.exception("could not record a logout")
 
@@ -164,8 +152,7 @@ class LoginGate:
             failed, locked_now = self.sync_failures()
             locked |= locked_now
             if st.session_state.get(STATUS) is False and not failed:
-                with unit_of_work() as session:
-                    auth.record_unknown_failure(session=session)
+                accounts.record_unknown_failure()
         except HeadlightError as exc:
             st.error(str(exc))
         if locked:
@@ -190,15 +177,11 @@ class LoginGate:
 
     def _signed_in(self, username: str) -> Identity | None:
         try:
-            with unit_of_work() as session:
-                user = auth.signed_in_user(session=session, username=username)
-                ended = user is not None and auth.signed_in_before_change(
-                    user, st.session_state.get(SIGNED_IN_AT)
-                )
-                if user is not None and not ended:
-                    return Identity(auth.viewer_for(user), auth.actor_for(user), user.username)
-                if ended:
-                    st.session_state[SIGNED_OUT_NOTICE] = "Your password was changed. Sign in again."
+            check = accounts.check_session(username=username, signed_in_at=st.session_state.get(SIGNED_IN_AT))
+            if check.user is not None:
+                return Identity(check.user.viewer, check.user.actor, check.user.username)
+            if check.password_changed:
+                st.session_state[SIGNED_OUT_NOTICE] = "Your password was changed. Sign in again."
         except HeadlightError:
             # The database is down: keep who this session was, so work on screen survives.
             previous = st.session_state.get(IDENTITY_STATE_KEY)
@@ -225,15 +208,13 @@ class LoginGate:
             return None
         entry = self.credentials["usernames"][username]
         try:
-            with unit_of_work() as session:
-                auth.register(
-                    session=session,
-                    username=username,
-                    password_hash=entry["password"],
-                    display_name=name or username,
-                    email=entry.get("email"),
-                    role=role,
-                )
+            accounts.register(
+                username=username,
+                password_hash=entry["password"],
+                display_name=name or username,
+                email=entry.get("email"),
+                role=role,
+            )
         except HeadlightError as exc:
             st.error(str(exc))
             return None
@@ -259,12 +240,9 @@ class LoginGate:
             st.error(lock_message(self.policy))
         if changed:
             entry = self.credentials["usernames"][username]
-            with unit_of_work() as session:
-                auth.store_changed_password(
-                    session=session, username=username, password_hash=entry["password"]
-                )
+            accounts.store_changed_password(username=username, password_hash=entry["password"])
             # Other sessions and cookies end; this one stays, with a cookie issued from now.
-            st.session_state[SIGNED_IN_AT] = utcnow()
+            st.session_state[SIGNED_IN_AT] = datetime.now(UTC)
             self.authenticator.cookie_controller.set_cookie()
         return changed
 

@@ -1,9 +1,9 @@
 """Streamlit pieces of the Batch screen: datasets (upload, checks, preview, tokenization) and
 jobs (launch, live progress, cancel, resume, timeline). The head atlas is `atlas_view`.
 
-Every button runs one action in one transaction (`action`) and keeps its outcome in session
-state for the next run (`show_flash`). A job is dispatched only after the transaction that
-queued it committed, so a worker never looks for a job it cannot see yet.
+Every button runs one service call (`core.service.batch`, one transaction each) through
+`FLASH`, which keeps its outcome for the next run. The service dispatches a job only after the
+transaction that queued it committed, so a worker never looks for a job it cannot see yet.
 """
 
 from __future__ import annotations
@@ -14,19 +14,21 @@ from datetime import datetime
 from typing import Any
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from core.access import permissions
 from core.domain.identity import Viewer
+from core.domain.owned import RecordKind
 from core.jobs.contract import ACTIVE, JobStatus
-from core.store import batch, datasets, transaction
+from core.service import batch, records
+from core.store import datasets
 from core.store.datasets import DatasetError, DatasetFormat, ParseReport
-from db.models import Dataset, Job
+from core.store.jobs import JobSummary, JobView
+from core.store.saved_datasets import DatasetView
 from ui import plots
+from ui.actions import Flash
 from ui.resources import get_dispatcher, get_service
-from ui.session import current_viewer
 
-FLASH = "batch.flash"
+FLASH = Flash("batch.flash")
 SECTION = "batch.section"
 DATASET = "batch.dataset"
 JOB = "batch.job"
@@ -41,47 +43,6 @@ STATUS_ICONS = {
     JobStatus.FAILED: "❌",
     JobStatus.CANCELLED: "⏹️",
 }
-
-Action = Callable[[Session, Viewer], str | None]
-
-
-def action(work: Action) -> bool:
-    """Run one user action in one transaction; flash its message or its error."""
-    try:
-        with transaction.unit_of_work() as session:
-            message = work(session, current_viewer())
-    except ValueError as exc:  # HeadlightError and storage errors carry a readable message
-        st.session_state[FLASH] = ("error", str(exc))
-        return False
-    if message:
-        st.session_state[FLASH] = ("success", message)
-    return True
-
-
-def step(function: Callable[..., object], message: str, **arguments: object) -> Action:
-    """An action calling ``function(session=, viewer=, **arguments)`` that flashes ``message``."""
-
-    def work(session: Session, viewer: Viewer) -> str:
-        function(session=session, viewer=viewer, **arguments)
-        return message
-
-    return work
-
-
-def show_flash() -> None:
-    """The last action's message, in a slot that is there with or without one.
-
-    Everything below keeps its place whether a message shows or not, so the job panel (a
-    fragment, whose id follows its place on the page) keeps its id from run to run: a run
-    redraws it in place, and a click on it is never refused for naming a fragment that
-    the previous run dropped.
-    """
-    slot = st.empty()
-    kind, message = st.session_state.pop(FLASH, (None, None))
-    if kind == "error":
-        slot.error(message)
-    elif kind == "success":
-        slot.success(message)
 
 
 def escaped(text: str, *, style: str = "") -> None:
@@ -148,21 +109,14 @@ def upload_panel() -> None:
     )
     name = st.text_input("Name", value=upload.name.rsplit(".", 1)[0], max_chars=200, key="batch.upload.name")
 
-    def save(session: Session, viewer: Viewer) -> str:
-        dataset = batch.create_dataset(
-            session=session, viewer=viewer, name=name, filename=upload.name, report=report
-        )
+    def save(viewer: Viewer) -> str:
+        dataset = batch.create_dataset(viewer=viewer, name=name, filename=upload.name, report=report)
         st.session_state[DATASET] = st.session_state["batch.datasets.pick"] = dataset.id
         st.session_state["batch.upload.saved"] = st.session_state.get("batch.upload.saved", 0) + 1
         return f"Saved dataset #{dataset.id} with {dataset.row_count:,} rows."
 
-    if st.button("Save dataset", type="primary", key="batch.upload.save") and action(save):
+    if st.button("Save dataset", type="primary", key="batch.upload.save") and FLASH.act(save):
         st.rerun()
-
-
-def _dataset_label(dataset: Dataset) -> str:
-    owner = "built-in" if dataset.builtin_key else dataset.created_at.strftime("%Y-%m-%d")
-    return f"#{dataset.id} {dataset.name} · {dataset.row_count:,} rows · {owner}"
 
 
 def pick(
@@ -181,7 +135,7 @@ def pick(
     return st.selectbox(label, options, format_func=describe, key=key)
 
 
-def choose_dataset(items: list[Dataset], *, key: str) -> Dataset | None:
+def choose_dataset(items: list[DatasetView], *, key: str) -> DatasetView | None:
     """A dataset picker that remembers the choice across sections."""
     if not items:
         st.info("No datasets yet: upload one above.")
@@ -192,31 +146,25 @@ def choose_dataset(items: list[Dataset], *, key: str) -> Dataset | None:
         list(by_id),
         key=key,
         remembered=st.session_state.get(DATASET),
-        describe=lambda i: _dataset_label(by_id[i]),
+        describe=lambda i: by_id[i].label,
     )
     st.session_state[DATASET] = chosen
     return by_id[chosen]
 
 
 def _count_tokens(dataset_id: int, model_id: str) -> None:
-    """Read the rows, tokenize outside any transaction, then store the statistics."""
-    texts: list[str] = []
-    if not action(lambda s, v: texts.extend(batch.dataset_texts(session=s, viewer=v, dataset_id=dataset_id))):
-        return
-    revision, stats = batch.count_tokens(texts, service=get_service(), model_id=model_id)
-    action(
-        step(
-            batch.save_tokenization,
-            f"{stats.total_tokens:,} tokens in {stats.rows:,} rows.",
-            dataset_id=dataset_id,
-            model_id=model_id,
-            revision=revision,
-            stats=stats,
+    """Tokenize every row (outside any transaction) and store the statistics."""
+
+    def count(viewer: Viewer) -> str:
+        stats = batch.tokenize_dataset(
+            viewer=viewer, dataset_id=dataset_id, service=get_service(), model_id=model_id
         )
-    )
+        return f"{stats.total_tokens:,} tokens in {stats.rows:,} rows."
+
+    FLASH.act(count)
 
 
-def _tokenization_panel(dataset: Dataset, viewer: Viewer) -> None:
+def _tokenization_panel(dataset: DatasetView, viewer: Viewer) -> None:
     service = get_service()
     usable = [spec for spec, reason in service.model_choices() if reason is None]
     if permissions.can_create(viewer) and usable:
@@ -230,8 +178,7 @@ def _tokenization_panel(dataset: Dataset, viewer: Viewer) -> None:
         if right.button("Count tokens", key="batch.tokens.run"):
             with st.spinner("Tokenizing every row…"):
                 _count_tokens(dataset.id, model_id)
-    with transaction.unit_of_work() as session:
-        stored = batch.tokenizations(session=session, viewer=viewer, dataset_id=dataset.id)
+    stored = batch.tokenizations(viewer=viewer, dataset_id=dataset.id)
     for model_id, revision, stats in stored:
         st.markdown(f"**{model_id}** (revision {revision})")
         columns = st.columns(5)
@@ -255,12 +202,11 @@ def datasets_section(viewer: Viewer) -> None:
     if permissions.can_create(viewer):
         with st.expander("Upload a dataset", expanded=False):
             upload_panel()
-    with transaction.unit_of_work() as session:
-        items = batch.list_datasets(session=session, viewer=viewer)
-        trash = batch.deleted_datasets(session=session, viewer=viewer)
+    items = batch.list_datasets(viewer=viewer)
+    trash = batch.deleted_datasets(viewer=viewer)
     dataset = choose_dataset(items, key="batch.datasets.pick")
     if dataset is not None:
-        report = dataset.report or {}
+        report = dataset.report
         facts = [dataset.format, f"{dataset.row_count:,} rows"]
         if dataset.text_column:
             facts.append(f"text from '{dataset.text_column}'")
@@ -269,8 +215,7 @@ def datasets_section(viewer: Viewer) -> None:
         st.caption(" · ".join(facts))
         if report:
             st.caption(datasets.describe(report))
-        with transaction.unit_of_work() as session:
-            preview = batch.preview_rows(session=session, viewer=viewer, dataset_id=dataset.id)
+        preview = batch.preview_rows(viewer=viewer, dataset_id=dataset.id)
         st.dataframe(
             [{"row": r.position, "line": r.line, "text": r.text} for r in preview],
             hide_index=True,
@@ -278,19 +223,25 @@ def datasets_section(viewer: Viewer) -> None:
         )
         st.subheader("Tokenization")
         _tokenization_panel(dataset, viewer)
-        if permissions.can_write(viewer, dataset) and st.button(
-            "Delete dataset", key="batch.datasets.delete"
-        ):
-            action(step(batch.delete_dataset, "Moved to the Trash.", dataset_id=dataset.id))
+        if dataset.can_write and st.button("Delete dataset", key="batch.datasets.delete"):
+            FLASH.act(
+                lambda viewer: records.delete(viewer=viewer, kind=RecordKind.DATASET, record_id=dataset.id),
+                success="Moved to the Trash.",
+            )
             st.session_state.pop(DATASET, None)
             st.rerun()
     if trash:
         with st.expander(f"Deleted datasets ({len(trash)})"):
             for item in trash:
                 left, right = st.columns([4, 1])
-                left.write(_dataset_label(item))
+                left.write(item.label)
                 if right.button("Restore", key=f"batch.datasets.restore.{item.id}"):
-                    action(step(batch.restore_dataset, "Restored.", dataset_id=item.id))
+                    FLASH.act(
+                        lambda viewer, item_id=item.id: records.restore(
+                            viewer=viewer, kind=RecordKind.DATASET, record_id=item_id
+                        ),
+                        success="Restored.",
+                    )
                     st.rerun()
 
 
@@ -301,8 +252,7 @@ def launch_panel(viewer: Viewer) -> None:
     """Dataset, model, token limit, optional webhook, and the Start button."""
     service = get_service()
     settings = service.settings
-    with transaction.unit_of_work() as session:
-        items = batch.list_datasets(session=session, viewer=viewer)
+    items = batch.list_datasets(viewer=viewer)
     dataset = choose_dataset(items, key="batch.launch.dataset")
     usable = [spec for spec, reason in service.model_choices() if reason is None]
     if dataset is None or not usable:
@@ -337,25 +287,23 @@ def launch_panel(viewer: Viewer) -> None:
         placeholder="https://…" if settings.webhook_secret else "set HEADLIGHT_WEBHOOK_SECRET to enable",
     )
     if st.button("Start head-atlas job", type="primary", key="batch.launch.start"):
-        launched: list[int] = []
 
-        def launch(session: Session, viewer: Viewer) -> str:
+        def launch(viewer: Viewer) -> str:
             job = batch.launch_atlas_job(
-                session=session,
                 viewer=viewer,
                 dataset_id=dataset.id,
                 model_id=model_id,
                 registry=service.registry,
                 settings=settings,
+                dispatcher=dispatcher,
+                copies=int(copies),
                 max_tokens=int(max_tokens),
                 webhook_url=webhook_url,
             )
-            launched.append(job.id)
+            st.session_state[JOB] = st.session_state["batch.jobs.pick"] = job.id
             return f"Job #{job.id} queued: {dataset.row_count:,} rows on {model_id}."
 
-        if action(launch):
-            dispatcher.submit(launched[0], int(copies))
-            st.session_state[JOB] = st.session_state["batch.jobs.pick"] = launched[0]
+        if FLASH.act(launch):
             st.rerun()
 
 
@@ -371,21 +319,17 @@ def open_atlas(atlas_id: int) -> None:
     st.rerun(scope="app")
 
 
-def _job_label(job: Job) -> str:
-    finished = job.rows_done + job.rows_failed
+def _job_label(job: JobSummary) -> str:
     return (
-        f"{STATUS_ICONS[job.status]} #{job.id} {job.params.get('model_id', job.kind)} · {job.status.value} · "
-        f"{finished:,}/{job.rows_total:,} rows · {_when(job.created_at)}"
+        f"{STATUS_ICONS[job.status]} #{job.id} {job.model_id or job.kind} · {job.status.value} · "
+        f"{job.finished_rows:,}/{job.rows_total:,} rows · {_when(job.created_at)}"
     )
 
 
-def _cancel(job_id: int) -> Action:
-    def work(session: Session, viewer: Viewer) -> str:
-        if batch.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.CANCELLED:
-            return f"Job #{job_id}: cancelled."
-        return f"Job #{job_id}: cancel requested; it stops after the current row."
-
-    return work
+def _cancelled(viewer: Viewer, job_id: int) -> str:
+    if batch.cancel_job(viewer=viewer, job_id=job_id) is JobStatus.CANCELLED:
+        return f"Job #{job_id}: cancelled."
+    return f"Job #{job_id}: cancel requested; it stops after the current row."
 
 
 def _control(job_id: int, verb: str) -> None:
@@ -397,23 +341,21 @@ def _control(job_id: int, verb: str) -> None:
     """
     settings = get_service().settings
     if verb == "cancel":
-        action(_cancel(job_id))
-        st.rerun(scope="app")
-    resumed: list[int] = []
-
-    def resume(session: Session, viewer: Viewer) -> str:
-        job = batch.resume_job(
-            session=session, viewer=viewer, job_id=job_id, lease_s=settings.batch_lease_seconds
+        FLASH.act(lambda viewer: _cancelled(viewer, job_id))
+    else:
+        FLASH.act(
+            lambda viewer: batch.resume_job(
+                viewer=viewer,
+                job_id=job_id,
+                lease_s=settings.batch_lease_seconds,
+                dispatcher=get_dispatcher(),
+            ),
+            success=f"Job #{job_id} queued again; done rows are kept.",
         )
-        resumed.append(job.id)
-        return f"Job #{job_id} queued again; done rows are kept."
-
-    if action(resume):
-        get_dispatcher().submit(resumed[0])
     st.rerun(scope="app")
 
 
-def _timeline(view: batch.JobView) -> list[dict[str, Any]]:
+def _timeline(view: JobView) -> list[dict[str, Any]]:
     return [
         {"time": e.at.strftime("%H:%M:%S"), "event": e.kind, "worker": e.worker or "", "detail": e.message}
         for e in view.events
@@ -422,15 +364,11 @@ def _timeline(view: batch.JobView) -> list[dict[str, Any]]:
 
 def job_panel(job_id: int, viewer: Viewer) -> None:
     """Status, live progress bar with ETA, cancel/resume, timeline and failed rows."""
-    with transaction.unit_of_work() as session:
-        lease_s = get_service().settings.batch_lease_seconds
-        view = batch.job_view(session=session, viewer=viewer, job_id=job_id, lease_s=lease_s)
+    lease_s = get_service().settings.batch_lease_seconds
+    view = batch.job_view(viewer=viewer, job_id=job_id, lease_s=lease_s)
     job, progress = view.job, view.progress
     st.markdown(f"#### {STATUS_ICONS[job.status]} Job #{job.id}: {job.status.value}")
-    params = job.params
-    escaped(
-        f"{view.dataset_name} · {params.get('model_id')} · up to {params.get('max_tokens')} tokens per row"
-    )
+    escaped(f"{view.dataset_name} · {job.model_id} · up to {job.max_tokens} tokens per row")
     text = f"{progress.finished:,} of {progress.total:,} rows"
     if job.status is JobStatus.RUNNING:
         text += f" · about {_duration(progress.eta_s)} left"
@@ -456,10 +394,9 @@ def job_panel(job_id: int, viewer: Viewer) -> None:
             resume_slot.button(
                 "Resume", key=f"batch.job.resume.{job.id}", on_click=_control, args=(job.id, "resume")
             )
-    atlas_id = (job.result or {}).get("atlas_id")
-    if atlas_id is not None:
+    if job.atlas_id is not None:
         st.button(
-            "Open the head atlas", key=f"batch.job.atlas.{job.id}", on_click=open_atlas, args=(atlas_id,)
+            "Open the head atlas", key=f"batch.job.atlas.{job.id}", on_click=open_atlas, args=(job.atlas_id,)
         )
     st.markdown("**Timeline**")
     st.dataframe(_timeline(view), hide_index=True, key=f"batch.job.timeline.{job.id}")
@@ -481,8 +418,7 @@ def jobs_section(viewer: Viewer) -> None:
         with st.container(border=True):
             st.markdown("**New head-atlas job**")
             launch_panel(viewer)
-    with transaction.unit_of_work() as session:
-        jobs = batch.list_jobs(session=session, viewer=viewer)
+    jobs = batch.list_jobs(viewer=viewer)
     if not jobs:
         st.info("No jobs yet.")
         return

@@ -25,6 +25,7 @@ from core.attention.comparison import (
     split_head,
 )
 from core.domain.analysis import MAX_NEW_TOKENS, ModelInfo
+from core.domain.presets import CompareKeys
 from ui import plots
 from ui.analysis_view import render_analysis
 from ui.text import next_token_rows, prompt_and_continuation_html
@@ -173,18 +174,18 @@ def pair_stats_rows(comparison: Comparison, index_a: int, index_b: int) -> list[
     ]
 
 
-def generation_settings(key: str) -> dict[str, object]:
+def generation_settings(keys: CompareKeys) -> dict[str, object]:
     """Decoding widgets shared by both models; returns `GenerationParams` fields."""
     params: dict[str, object] = {}
     left, middle, right = st.columns(3)
     params["max_new_tokens"] = left.number_input(
-        "Max new tokens", 1, MAX_NEW_TOKENS, 20, key=f"{key}.max_new_tokens"
+        "Max new tokens", 1, MAX_NEW_TOKENS, 20, key=keys.max_new_tokens
     )
-    params["do_sample"] = left.toggle("Sample (otherwise greedy)", key=f"{key}.do_sample")
-    params["temperature"] = middle.number_input("Temperature", 0.05, 5.0, 1.0, 0.05, key=f"{key}.temperature")
-    params["top_p"] = middle.number_input("Top-p", 0.01, 1.0, 1.0, 0.01, key=f"{key}.top_p")
-    params["top_k"] = right.number_input("Top-k (sampling)", 0, 1000, 50, key=f"{key}.top_k")
-    params["seed"] = right.number_input("Seed", 0, 2**32 - 1, 0, key=f"{key}.seed")
+    params["do_sample"] = left.toggle("Sample (otherwise greedy)", key=keys.do_sample)
+    params["temperature"] = middle.number_input("Temperature", 0.05, 5.0, 1.0, 0.05, key=keys.temperature)
+    params["top_p"] = middle.number_input("Top-p", 0.01, 1.0, 1.0, 0.01, key=keys.top_p)
+    params["top_k"] = right.number_input("Top-k (sampling)", 0, 1000, 50, key=keys.top_k)
+    params["seed"] = right.number_input("Seed", 0, 2**32 - 1, 0, key=keys.seed)
     return params
 
 

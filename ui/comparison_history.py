@@ -2,27 +2,25 @@
 comparison with its exports, sharing and the full Compare view (re-rendered from stored
 data; no model runs).
 
-Actions run as callbacks through `history_view.run_action`, like the analyses list.
+Actions run as callbacks through `history_view.FLASH`, like the analyses list.
 """
 
 from __future__ import annotations
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from core.access import permissions
 from core.access.permissions import Scope
 from core.attention.comparison import CompareOutcome
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
-from core.store import comparisons as compare_store
-from core.store import transaction
-from core.store.sharing import RecordKind
-from db.comparisons import ComparisonRow
-from db.models import Comparison
+from core.domain.owned import ComparisonRow, RecordKind
+from core.service import records, saved_comparisons
+from core.service.saved_comparisons import SavedComparisonView
+from core.store.comparisons import ComparisonQuery
 from ui import share_panel
 from ui.compare_view import render_outcome
-from ui.history_view import SCOPE_LABELS, escaped_block, run_action
+from ui.history_view import FLASH, SCOPE_LABELS, escaped_block
 
 OPEN = "history.comparisons.open_id"
 # The opened comparison decoded once (the Open click), not on every rerun.
@@ -37,12 +35,12 @@ def _reset_page() -> None:
 
 
 def _open(comparison_id: int) -> None:
-    def view(session: Session, viewer: Viewer) -> None:
-        outcome = compare_store.open_comparison(session=session, viewer=viewer, comparison_id=comparison_id)
+    def view(viewer: Viewer) -> None:
+        outcome = saved_comparisons.open_comparison(viewer=viewer, comparison_id=comparison_id)
         st.session_state[OPEN] = comparison_id
         st.session_state[OUTCOME] = (comparison_id, outcome)
 
-    run_action(view)
+    FLASH.act(view)
 
 
 def _close() -> None:
@@ -51,29 +49,26 @@ def _close() -> None:
 
 
 def _delete(comparison_id: int) -> None:
-    if run_action(
-        lambda s, v: compare_store.delete_comparison(session=s, viewer=v, comparison_id=comparison_id),
+    if FLASH.act(
+        lambda viewer: records.delete(viewer=viewer, kind=RecordKind.COMPARISON, record_id=comparison_id),
         success=f"Moved comparison #{comparison_id} to the Trash.",
     ):
         _close()
 
 
 def _restore(comparison_id: int) -> None:
-    run_action(
-        lambda s, v: compare_store.restore_comparison(session=s, viewer=v, comparison_id=comparison_id),
+    FLASH.act(
+        lambda viewer: records.restore(viewer=viewer, kind=RecordKind.COMPARISON, record_id=comparison_id),
         success=f"Restored comparison #{comparison_id}.",
     )
 
 
 def _prepare_export(kind: str, comparison_id: int) -> None:
-    def build(session: Session, viewer: Viewer) -> None:
-        data = compare_store.export_comparison(
-            session=session, viewer=viewer, comparison_id=comparison_id, kind=kind
-        )
-        mime = "application/json" if kind == "json" else "text/csv"
-        st.session_state[EXPORT] = (comparison_id, f"headlight-comparison-{comparison_id}.{kind}", data, mime)
+    def build(viewer: Viewer) -> None:
+        download = saved_comparisons.export_comparison(viewer=viewer, comparison_id=comparison_id, kind=kind)
+        st.session_state[EXPORT] = (comparison_id, download.name, download.data, download.mime)
 
-    run_action(build)
+    FLASH.act(build)
 
 
 def _filters(models: list[str], viewer: Viewer) -> tuple[str, str | None, Scope, bool]:
@@ -139,10 +134,10 @@ def _pager(shown: int, has_more: bool) -> None:
         st.rerun()
 
 
-def _toolbar(record: Comparison, viewer: Viewer) -> None:
+def _toolbar(record: SavedComparisonView) -> None:
     columns = st.columns(4)
     columns[0].button("Close", key="history.comparisons.close", on_click=_close)
-    if permissions.can_write(viewer, record):
+    if record.access.can_write:
         columns[1].button("Delete", key="history.comparisons.delete", on_click=_delete, args=(record.id,))
     for column, kind in zip(columns[2:], ("json", "csv"), strict=True):
         column.button(
@@ -163,19 +158,19 @@ def _toolbar(record: Comparison, viewer: Viewer) -> None:
         )
 
 
-def _opened(viewer: Viewer) -> tuple[Comparison, CompareOutcome] | None:
+def _opened(viewer: Viewer) -> tuple[SavedComparisonView, CompareOutcome] | None:
     comparison_id = st.session_state.get(OPEN)
     if comparison_id is None:
         return None
     try:
         # Read again on every run: it may have been deleted or made private since it was opened.
-        with transaction.unit_of_work() as session:
-            record = compare_store.open_comparison_record(
-                session=session, viewer=viewer, comparison_id=comparison_id
-            )
         cached = st.session_state.get(OUTCOME)
-        if cached is None or cached[0] != comparison_id:
-            cached = (comparison_id, compare_store.outcome_from_record(record))
+        decode = cached is None or cached[0] != comparison_id
+        record = saved_comparisons.saved_comparison(
+            viewer=viewer, comparison_id=comparison_id, with_outcome=decode
+        )
+        if record.outcome is not None:
+            cached = (comparison_id, record.outcome)
             st.session_state[OUTCOME] = cached
     except HeadlightError as exc:
         _close()
@@ -189,17 +184,10 @@ def section(viewer: Viewer, models: list[str]) -> None:
     text, model, scope, trash = _filters(models, viewer)
     page = st.session_state.setdefault(PAGE, 0)
     try:
-        with transaction.unit_of_work() as session:
-            rows = compare_store.list_saved_comparisons(
-                session=session,
-                viewer=viewer,
-                scope=scope,
-                text=text,
-                model_id=model,
-                trash=trash,
-                limit=PAGE_SIZE + 1,
-                offset=page * PAGE_SIZE,
-            )
+        query = ComparisonQuery(
+            scope=scope, text=text, model_id=model, trash=trash, limit=PAGE_SIZE + 1, offset=page * PAGE_SIZE
+        )
+        rows = saved_comparisons.list_comparisons(viewer=viewer, query=query)
     except HeadlightError as exc:
         st.error(str(exc))
         return
@@ -214,8 +202,8 @@ def section(viewer: Viewer, models: list[str]) -> None:
     record, outcome = opened
     st.divider()
     escaped_block(record.title, style="font-size:1.5em;font-weight:600")
-    _toolbar(record, viewer)
-    if permissions.can_share(viewer, record):
-        share_panel.render(record, RecordKind.COMPARISON)
+    _toolbar(record)
+    if record.access.can_share:
+        share_panel.render(record.id, is_public=record.is_public, kind=RecordKind.COMPARISON)
     st.caption("Re-rendered from stored data; neither model ran.")
     render_outcome(outcome, key="history.comparison")

@@ -1,30 +1,27 @@
 """Streamlit pieces of the History screen: filters, the paged result list, actions.
 
-Button actions run as callbacks, each in its own `transaction.unit_of_work`; their outcome is
-kept in session state and shown at the top of the next run (`show_flash`). All user text
-that becomes HTML goes through `html.escape` inside a block element, so neither HTML nor
-Markdown in a title, tag or note is ever interpreted.
+Button actions run as callbacks through `FLASH` (`ui.actions.Flash`), one service call each;
+their outcome is shown at the top of the next run. All user text that becomes HTML goes
+through `html.escape` inside a block element, so neither HTML nor Markdown in a title, tag or
+note is ever interpreted.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
 from datetime import date
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from core.access import permissions
 from core.access.permissions import Scope
 from core.domain.identity import Viewer
-from core.store import analyses as library
-from core.store import transaction
+from core.domain.owned import HistoryRow, RecordKind, SearchPage, Sort
+from core.service import history, records
 from core.store.analyses import HistoryQuery
-from db.search import HistoryRow, SearchPage, Sort
-from ui.session import current_viewer
+from ui.actions import Flash
 
-FLASH = "history.flash"
+FLASH = Flash("history.flash")
 OPEN = "history.open_id"
 PAGER = "history.pager"
 SCOPE_LABELS = {
@@ -35,34 +32,11 @@ SCOPE_LABELS = {
 }
 SORT_LABELS = {Sort.NEWEST: "Newest first", Sort.OLDEST: "Oldest first", Sort.TITLE: "Title A–Z"}
 
-Action = Callable[[Session, Viewer], str | None]
-
 
 def escaped_block(text: str, *, style: str = "") -> None:
     """``text`` shown literally (escaped, in a block so Markdown leaves it alone)."""
     body = html.escape(text).replace("\n", "<br>")
     st.markdown(f'<div style="{style}">{body}</div>', unsafe_allow_html=True)
-
-
-def run_action(action: Action, *, success: str | None = None) -> bool:
-    """Run one user action in one transaction; flash its message or its error."""
-    try:
-        with transaction.unit_of_work() as session:
-            message = action(session, current_viewer()) or success
-    except ValueError as exc:  # HeadlightError and validation errors carry a readable message
-        st.session_state[FLASH] = ("error", str(exc))
-        return False
-    if message:
-        st.session_state[FLASH] = ("success", message)
-    return True
-
-
-def show_flash() -> None:
-    kind, message = st.session_state.pop(FLASH, (None, None))
-    if kind == "error":
-        st.error(message)
-    elif kind == "success":
-        st.success(message)
 
 
 def query_widgets(models: list[str], tags: list[str], viewer: Viewer) -> HistoryQuery:
@@ -143,16 +117,16 @@ def pager(page: SearchPage, *, page_size: int) -> None:
 
 
 def _open(visualization_id: int) -> None:
-    def view(session: Session, viewer: Viewer) -> None:
-        library.record_view(session=session, viewer=viewer, visualization_id=visualization_id)
+    def view(viewer: Viewer) -> None:
+        history.record_opened(viewer=viewer, visualization_id=visualization_id)
         st.session_state[OPEN] = visualization_id
 
-    run_action(view)
+    FLASH.act(view)
 
 
 def _restore(visualization_id: int) -> None:
-    run_action(
-        lambda s, v: library.restore_saved(session=s, viewer=v, visualization_id=visualization_id),
+    FLASH.act(
+        lambda viewer: records.restore(viewer=viewer, kind=RecordKind.ANALYSIS, record_id=visualization_id),
         success=f"Restored analysis #{visualization_id}.",
     )
 

@@ -1,6 +1,6 @@
 """The per-model analytics view (the Metrics screen's "Models" tab).
 
-Reads the persisted request log (`db.request_log`), so its numbers survive restarts and
+Reads the persisted request log (`core.service.analytics_screen`), so its numbers survive restarts and
 cover every replica writing to the database. Other screens can open it on one model by
 setting ``st.session_state[MODEL_KEY]`` to a model id before switching to the Metrics page.
 
@@ -19,9 +19,9 @@ from core.access import permissions
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
 from core.ops import drift
-from core.store import model_analytics, transaction
-from db import request_log
-from db.session import database_url
+from core.service import analytics_screen
+from core.service.wiring import database_url
+from core.store import model_analytics
 from ui import analytics_plots as figures
 from ui.text import markdown_text
 
@@ -53,22 +53,19 @@ def _overview(
     """The window's bounds and per-model totals (``database`` keys the cache)."""
     until = datetime.now(UTC)
     since = until - WINDOWS[window_name]
-    with transaction.unit_of_work() as session:
-        return since, until, model_analytics.per_model(session=session, since=since, until=until)
+    return since, until, analytics_screen.overview(since=since, until=until)
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
 def _model_series(database: str, model_id: str, since: datetime, until: datetime) -> model_analytics.Series:
-    with transaction.unit_of_work() as session:
-        return model_analytics.time_series(session=session, model_id=model_id, since=since, until=until)
+    return analytics_screen.series(model_id=model_id, since=since, until=until)
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
 def _users(
     database: str, viewer: Viewer, model_id: str, since: datetime, until: datetime
 ) -> list[model_analytics.UserBreakdown]:
-    with transaction.unit_of_work() as session:
-        return model_analytics.per_user(viewer, session=session, model_id=model_id, since=since, until=until)
+    return analytics_screen.users(viewer=viewer, model_id=model_id, since=since, until=until)
 
 
 @st.cache_data(ttl=CACHE_SECONDS, show_spinner="Comparing input windows…", max_entries=32)
@@ -76,8 +73,7 @@ def _drift(database: str, model_id: str, recent_name: str, baseline_name: str) -
     windows = model_analytics.DriftWindows.ending_at(
         datetime.now(UTC), recent=DRIFT_RECENT[recent_name], baseline=DRIFT_BASELINE[baseline_name]
     )
-    with transaction.unit_of_work() as session:
-        return model_analytics.model_drift(session=session, model_id=model_id, windows=windows)
+    return analytics_screen.drift(model_id=model_id, windows=windows)
 
 
 def clear_cache() -> None:
@@ -155,7 +151,7 @@ def _drift_section(model_id: str, key: str) -> drift.DriftReport | None:
         st.success(report.summary)
     if result.profiles_capped:
         st.caption(
-            f"Token profiles: the newest {request_log.MAX_PROFILE_ROWS:,} requests of each window were "
+            f"Token profiles: the newest {model_analytics.MAX_PROFILE_ROWS:,} requests of each window were "
             "compared (a window held more); lengths cover every request."
         )
     columns = st.columns(2)

@@ -1,8 +1,9 @@
 """Streamlit pieces of the Models screen: the registry table, per-model actions, recent load
 failures and the "Add a model" form.
 
-Each action runs in its own `transaction.unit_of_work` (the change and its audit event commit
-together); its outcome is kept in session state and shown at the top of the next run. Text an
+Each action is one call of `core.service.models_screen` (one transaction: the change and its
+audit event commit together) run through `FLASH`, which shows its outcome at the top of the
+next run. Text an
 admin typed (labels, paths) reaches the screen through dataframes or `literal`, never as
 Markdown or HTML.
 """
@@ -10,21 +11,19 @@ Markdown or HTML.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
 from core.domain.identity import Viewer
 from core.domain.settings import Settings
 from core.models.registry import TEXT_FIELD_MAX
+from core.service import models_screen
 from core.service.analysis_service import AnalysisService
-from core.store import model_admin, transaction
+from core.service.models_screen import ModelFiles
 from core.store.model_admin import FailureRow, ModelRow, NewModel, process_name
-from ui.session import current_viewer
+from ui.actions import Flash, Notice
 
-FLASH = "models.flash"
 NEW_FAMILY = "(a new model)"
 ORIGINS = {
     "local": "A directory on the server",
@@ -34,29 +33,13 @@ ORIGINS = {
 KINDS = {"auto": "from config.json", "causal": "causal (generates)", "encoder": "encoder"}
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 
-Outcome = tuple[str, str]  # ("success" | "error", message)
-Action = Callable[[Session, Viewer], Outcome]
-
 
 def literal(text: str) -> str:
     """``text`` with Markdown's special characters escaped, for st.success/st.error."""
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-def run(action: Action) -> None:
-    """One admin action in one transaction; its outcome is flashed on the next run."""
-    try:
-        with transaction.unit_of_work() as session:
-            st.session_state[FLASH] = action(session, current_viewer())
-    except ValueError as exc:  # HeadlightError and validation errors carry a readable message
-        # (the core turns archive, disk and database errors into HeadlightErrors).
-        st.session_state[FLASH] = ("error", str(exc))
-
-
-def show_flash() -> None:
-    kind, message = st.session_state.pop(FLASH, (None, None))
-    if kind:
-        (st.success if kind == "success" else st.error)(literal(message))
+FLASH = Flash("models.flash", escape=literal)
 
 
 # The pool is per process: another replica or worker may hold other models.
@@ -115,42 +98,37 @@ def model_actions(rows: list[ModelRow], service: AnalysisService) -> None:
     ):
         # The spinner's text is Markdown: the admin-typed label goes through `literal`.
         with st.spinner(f"Loading {literal(row.label)} (a first load may take a minute)…"):
-            run(lambda session, viewer: _load(session, viewer, service, chosen))
+            FLASH.act(lambda viewer: _load(viewer, service, chosen))
         st.rerun()
     if unload_col.button("Unload", key="models.unload", disabled=not row.loaded):
-        run(lambda session, viewer: _unload(session, viewer, service, chosen))
+        FLASH.act(
+            lambda viewer: (
+                f"{chosen} unloaded."
+                if models_screen.unload_model(viewer=viewer, service=service, model_id=chosen)
+                else f"{chosen} was not loaded."
+            )
+        )
         st.rerun()
     toggle = "Turn off" if row.enabled else "Turn on"
     if enable_col.button(toggle, key="models.toggle", help="Turned-off models leave the pickers."):
-        run(lambda session, viewer: _set_enabled(session, viewer, service, chosen, not row.enabled))
+        FLASH.act(
+            lambda viewer: models_screen.set_enabled(
+                viewer=viewer, service=service, model_id=chosen, enabled=not row.enabled
+            ),
+            success=f"{chosen} is turned {'off' if row.enabled else 'on'}.",
+        )
         st.rerun()
     if default_col.button("Make default", key="models.default", disabled=row.is_default or not row.enabled):
-        run(lambda session, viewer: _set_default(session, viewer, service, chosen))
+        FLASH.act(
+            lambda viewer: models_screen.set_default(viewer=viewer, service=service, model_id=chosen),
+            success=f"{chosen} is now the default model.",
+        )
         st.rerun()
 
 
-def _load(session: Session, viewer: Viewer, service: AnalysisService, model_id: str) -> Outcome:
-    outcome = model_admin.load(session=session, viewer=viewer, service=service, model_id=model_id)
+def _load(viewer: Viewer, service: AnalysisService, model_id: str) -> Notice:
+    outcome = models_screen.load_model(viewer=viewer, service=service, model_id=model_id)
     return ("success" if outcome.ok else "error", outcome.message)
-
-
-def _unload(session: Session, viewer: Viewer, service: AnalysisService, model_id: str) -> Outcome:
-    done = model_admin.unload(session=session, viewer=viewer, service=service, model_id=model_id)
-    return ("success", f"{model_id} unloaded." if done else f"{model_id} was not loaded.")
-
-
-def _set_enabled(
-    session: Session, viewer: Viewer, service: AnalysisService, model_id: str, enabled: bool
-) -> Outcome:
-    model_admin.set_enabled(
-        session=session, viewer=viewer, service=service, model_id=model_id, enabled=enabled
-    )
-    return ("success", f"{model_id} is turned {'on' if enabled else 'off'}.")
-
-
-def _set_default(session: Session, viewer: Viewer, service: AnalysisService, model_id: str) -> Outcome:
-    model_admin.set_default(session=session, viewer=viewer, service=service, model_id=model_id)
-    return ("success", f"{model_id} is now the default model.")
 
 
 def failures(rows: list[FailureRow]) -> None:
@@ -251,26 +229,22 @@ def add_form(families: list[str], service: AnalysisService, settings: Settings) 
     if not st.button("Add model", type="primary", key="models.add.submit"):
         return
 
-    def add(session: Session, viewer: Viewer) -> Outcome:
-        common = {"session": session, "viewer": viewer, "service": service, "new": form.new}
-        if form.origin == "local":
-            added = model_admin.add_local(directory=form.directory, **common)
-        elif form.origin == "hub":
-            added = model_admin.add_hub(repo=form.repo, revision=form.revision, **common)
-        elif upload is None:
-            return ("error", "Choose an archive to upload first.")
-        else:
-            added = model_admin.add_upload(
-                data=upload,
-                filename=upload.name,
-                uploads_dir=settings.uploaded_models_dir,
-                max_bytes=settings.model_upload_max_mb * 2**20,
-                **common,
-            )
-        row = added.row
-        message = f"Added {row.model_id} (revision {row.revision}); it is on and in the pickers."
-        return ("success", " ".join([message, *added.warnings]))
+    files = ModelFiles(
+        origin=form.origin,  # type: ignore[arg-type]
+        directory=form.directory,
+        repo=form.repo,
+        revision=form.revision,
+        upload=upload,
+        filename=upload.name if upload is not None else "",
+    )
+
+    def add(viewer: Viewer) -> str:
+        added = models_screen.add_model(
+            viewer=viewer, service=service, settings=settings, new=form.new, files=files
+        )
+        message = f"Added {added.model_id} (revision {added.revision}); it is on and in the pickers."
+        return " ".join([message, *added.warnings])
 
     with st.spinner("Checking the model…"):
-        run(add)
+        FLASH.act(add)
     st.rerun()

@@ -9,20 +9,23 @@ the preset's values.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
 import streamlit as st
 
 from core.access import permissions
 from core.domain.analysis import Analysis
 from core.domain.errors import HeadlightError
-from core.store import presets, transaction
-from db.models import PresetScreen
+from core.domain.identity import Viewer
+from core.domain.owned import RecordKind
+from core.domain.presets import GENERATE, PresetScreen
+from core.service import presets as preset_service
+from core.service import records
+from core.store import presets
+from core.store.presets import PresetItem
+from ui.actions import Flash, Work
 from ui.session import current_viewer
 from ui.text import markdown_text
 
-_NOTICE = "{key}.presets.notice"
 # The edit form's widgets are keyed by preset id: a keyed widget keeps its value across
 # reruns, so with one key for every preset, picking B after A would show (and save) A's text.
 _EDIT_NAME = "{key}.presets.edit_name.{id}"
@@ -30,96 +33,70 @@ _EDIT_DESCRIPTION = "{key}.presets.edit_description.{id}"
 _EDIT_SETTINGS = "{key}.presets.edit_settings.{id}"
 
 
+def _flash(screen: PresetScreen) -> Flash:
+    """Where the panel of one screen keeps its notice (it quotes preset names and model ids)."""
+    return Flash(f"{screen.value}.presets.notice", escape=markdown_text)
+
+
 def _apply(screen: PresetScreen, preset_id: int, available: set[str]) -> None:
-    key = screen.value
-    try:
-        with transaction.unit_of_work() as session:
-            settings = presets.load_settings(session=session, viewer=current_viewer(), preset_id=preset_id)
-    except HeadlightError as exc:
-        st.session_state[_NOTICE.format(key=key)] = ("error", str(exc))
-        return
-    state, notices = presets.widget_state(settings, available_models=available)
-    for name, value in state.items():
-        st.session_state[name] = value
-    message = "Preset applied." + ("".join(f" {n}" for n in notices))
-    st.session_state[_NOTICE.format(key=key)] = ("warning" if notices else "success", message)
+    def apply(viewer: Viewer) -> tuple[str, str]:
+        state, notices = preset_service.apply_preset(
+            viewer=viewer, preset_id=preset_id, available_models=available
+        )
+        st.session_state.update(state)
+        message = "Preset applied." + ("".join(f" {n}" for n in notices))
+        return ("warning" if notices else "success", message)
+
+    _flash(screen).act(apply)
 
 
-def _act(screen: PresetScreen, action: Callable[..., Any], message: str, **kwargs: Any) -> None:
-    try:
-        with transaction.unit_of_work() as session:
-            action(session=session, viewer=current_viewer(), **kwargs)
-    except HeadlightError as exc:
-        st.session_state[_NOTICE.format(key=screen.value)] = ("error", str(exc))
-    else:
-        st.session_state[_NOTICE.format(key=screen.value)] = ("success", message)
+def _act(screen: PresetScreen, work: Work, message: str) -> None:
+    _flash(screen).act(work, success=message)
 
 
-def _save_current(screen: PresetScreen, read_state: Callable[[], presets.Settings]) -> None:
+def _save_current(screen: PresetScreen) -> None:
     key = screen.value
     name = st.session_state.get(f"{key}.presets.new_name", "")
     public = bool(st.session_state.get(f"{key}.presets.new_public", False))
-    try:
-        settings = read_state()
-        with transaction.unit_of_work() as session:
-            presets.create_preset(
-                session=session,
-                viewer=current_viewer(),
-                name=name,
-                screen=screen,
-                settings=settings,
-                is_public=public,
-            )
-    except (HeadlightError, ValueError) as exc:
-        st.session_state[_NOTICE.format(key=key)] = ("error", f"Not saved: {exc}")
-    else:
-        st.session_state[_NOTICE.format(key=key)] = ("success", "Saved the current settings as a preset.")
+    if _flash(screen).act(
+        lambda viewer: preset_service.save_preset(
+            viewer=viewer, name=name, screen=screen, state=st.session_state, is_public=public
+        ),
+        success="Saved the current settings as a preset.",
+        failure="Not saved: ",
+    ):
         st.session_state[f"{key}.presets.new_name"] = ""
 
 
-def _overwrite(screen: PresetScreen, preset_id: int, read_state: Callable[[], presets.Settings]) -> None:
+def _overwrite(screen: PresetScreen, preset_id: int) -> None:
     key = screen.value
     replace = bool(st.session_state.get(_EDIT_SETTINGS.format(key=key, id=preset_id)))
-    try:
-        settings = read_state()
-        with transaction.unit_of_work() as session:
-            presets.update_preset(
-                session=session,
-                viewer=current_viewer(),
-                preset_id=preset_id,
-                name=st.session_state.get(_EDIT_NAME.format(key=key, id=preset_id)),
-                description=st.session_state.get(_EDIT_DESCRIPTION.format(key=key, id=preset_id)),
-                settings=settings if replace else None,
-            )
-    except (HeadlightError, ValueError) as exc:
-        st.session_state[_NOTICE.format(key=key)] = ("error", f"Not saved: {exc}")
-    else:
-        st.session_state[_NOTICE.format(key=key)] = ("success", "Preset updated.")
+
+    def update(viewer: Viewer) -> None:
+        settings = presets.settings_from_state(screen, st.session_state) if replace else None
+        preset_service.update_preset(
+            viewer=viewer,
+            preset_id=preset_id,
+            name=st.session_state.get(_EDIT_NAME.format(key=key, id=preset_id)),
+            description=st.session_state.get(_EDIT_DESCRIPTION.format(key=key, id=preset_id)),
+            settings=settings,
+        )
+
+    if _flash(screen).act(update, success="Preset updated.", failure="Not saved: "):
         # Replacing the settings is a one-off: the box must not stay ticked for the next save.
         st.session_state[_EDIT_SETTINGS.format(key=key, id=preset_id)] = False
-
-
-def _show_notice(key: str) -> None:
-    notice = st.session_state.pop(_NOTICE.format(key=key), None)
-    if notice is not None:
-        kind, text = notice
-        # Notices quote preset names, model ids of imported files and error messages.
-        {"error": st.error, "warning": st.warning, "success": st.success}[kind](markdown_text(text))
 
 
 def _export(preset_id: int) -> bytes:
     """The preset's JSON, exported (and audited) when the download button is clicked."""
     try:
-        with transaction.unit_of_work() as session:
-            return presets.export_preset(session=session, viewer=current_viewer(), preset_id=preset_id)
+        return preset_service.export_preset(viewer=current_viewer(), preset_id=preset_id)
     except HeadlightError as exc:
         # The preset went (deleted or made private) since the screen was drawn.
         return json.dumps({"error": str(exc)}).encode("utf-8")
 
 
-def _manage(
-    screen: PresetScreen, item: presets.PresetItem, read_state: Callable[[], presets.Settings]
-) -> None:
+def _manage(screen: PresetScreen, item: PresetItem) -> None:
     key = screen.value
     viewer = current_viewer()
     st.caption(markdown_text(item.description) if item.description else "No description.")
@@ -128,16 +105,24 @@ def _manage(
         "Unstar" if item.is_favourite else "★ Favourite",
         key=f"{key}.presets.favourite",
         on_click=_act,
-        args=(screen, presets.set_favourite, "Favourites updated."),
-        kwargs={"preset_id": item.id, "favourite": not item.is_favourite},
+        args=(
+            screen,
+            lambda viewer: preset_service.set_favourite(
+                viewer=viewer, preset_id=item.id, favourite=not item.is_favourite
+            ),
+            "Favourites updated.",
+        ),
     )
     columns[1].button(
         "Duplicate",
         key=f"{key}.presets.duplicate",
         disabled=not permissions.can_create(viewer),
         on_click=_act,
-        args=(screen, presets.duplicate_preset, "Duplicated: the copy is yours and private."),
-        kwargs={"preset_id": item.id},
+        args=(
+            screen,
+            lambda viewer: preset_service.duplicate_preset(viewer=viewer, preset_id=item.id),
+            "Duplicated: the copy is yours and private.",
+        ),
     )
     # A callable is run only when the button is clicked, so the export (and its audit event)
     # happens on click, not on every rerun of the screen.
@@ -156,8 +141,13 @@ def _manage(
         "Make private" if item.is_public else "Share with everyone",
         key=f"{key}.presets.share",
         on_click=_act,
-        args=(screen, presets.set_public, "Sharing updated."),
-        kwargs={"preset_id": item.id, "public": not item.is_public},
+        args=(
+            screen,
+            lambda viewer: records.set_public(
+                viewer=viewer, kind=RecordKind.PRESET, record_id=item.id, public=not item.is_public
+            ),
+            "Sharing updated.",
+        ),
     )
     with st.form(f"{key}.presets.edit.{item.id}"):
         st.text_input(
@@ -176,13 +166,16 @@ def _manage(
             "Replace its settings with the screen's current ones",
             key=_EDIT_SETTINGS.format(key=key, id=item.id),
         )
-        st.form_submit_button("Save changes", on_click=_overwrite, args=(screen, item.id, read_state))
+        st.form_submit_button("Save changes", on_click=_overwrite, args=(screen, item.id))
     st.button(
         "Delete preset",
         key=f"{key}.presets.delete",
         on_click=_act,
-        args=(screen, presets.delete_preset, "Preset deleted."),
-        kwargs={"preset_id": item.id},
+        args=(
+            screen,
+            lambda viewer: records.delete(viewer=viewer, kind=RecordKind.PRESET, record_id=item.id),
+            "Preset deleted.",
+        ),
     )
 
 
@@ -193,28 +186,24 @@ def _import(screen: PresetScreen) -> None:
     )
     if upload is not None and st.button("Import", key=f"{key}.presets.import"):
         try:
-            with transaction.unit_of_work() as session:
-                presets.import_preset(session=session, viewer=current_viewer(), data=upload.getvalue())
+            preset_service.import_preset(viewer=current_viewer(), data=upload.getvalue())
         except HeadlightError as exc:
             st.error(markdown_text(f"Not imported: {exc}"))
         else:
             st.success("Imported as a private preset of yours.")
 
 
-def render_preset_panel(
-    screen: PresetScreen, *, available_models: set[str], read_state: Callable[[], presets.Settings]
-) -> None:
-    """The expander; ``read_state`` returns the screen's current settings (for "Save current")."""
+def render_preset_panel(screen: PresetScreen, *, available_models: set[str]) -> None:
+    """The expander: "Save current" reads the screen's widgets through `core.domain.presets`."""
     key = screen.value
     viewer = current_viewer()
     with st.expander("Presets: start from saved settings", expanded=False):
-        _show_notice(key)
+        _flash(screen).show()
         if viewer.user_id is None:
             st.caption("Sign in to use and save presets.")
             return
         try:
-            with transaction.unit_of_work() as session:
-                items = presets.list_presets(session=session, viewer=viewer, screen=screen)
+            items = preset_service.list_presets(viewer=viewer, screen=screen)
         except HeadlightError as exc:
             st.error(markdown_text(str(exc)))
             return
@@ -233,7 +222,7 @@ def render_preset_panel(
                 on_click=_apply,
                 args=(screen, chosen, available_models),
             )
-            _manage(screen, by_id[chosen], read_state)
+            _manage(screen, by_id[chosen])
         else:
             st.caption("No presets yet: save the current settings below, or import one.")
         if permissions.can_create(viewer):
@@ -247,14 +236,14 @@ def render_preset_panel(
                 "Save current settings as preset",
                 key=f"{key}.presets.save",
                 on_click=_save_current,
-                args=(screen, read_state),
+                args=(screen,),
             )
             _import(screen)
 
 
-def clamp_view_state(analysis: Analysis, key: str) -> None:
-    """Keep preset-set head-picker values inside this analysis's layers and heads."""
-    limits = {f"{key}.hm.layer": analysis.model.n_layers - 1, f"{key}.hm.head": analysis.model.n_heads - 1}
+def clamp_view_state(analysis: Analysis) -> None:
+    """Keep preset-set head-picker values of Generate inside this analysis's layers and heads."""
+    limits = {GENERATE.layer: analysis.model.n_layers - 1, GENERATE.head: analysis.model.n_heads - 1}
     for name, highest in limits.items():
         value = st.session_state.get(name)
         if isinstance(value, int) and value > highest:

@@ -13,18 +13,11 @@ import numpy as np
 import streamlit as st
 
 from core.domain.settings import get_settings
-from core.jobs.runner import Dispatcher, EmbeddedRunner, backend_for
-from core.jobs.tasks import RunConfig
-from core.ops import metrics
-from core.ops.logs import configure_logging
+from core.jobs.runner import Dispatcher, backend_for
+from core.service import wiring
 from core.service.analysis_service import AnalysisService
-from core.service.cache import make_cache
 from core.service.rate_limit import RateLimiter
-from core.store import model_admin
-from core.store.model_registry import LiveRegistry
-from core.store.request_log import RequestLog
 from core.store.sharing import SHARE_LIMIT_ROLE
-from db.session import database_url, get_sessionmaker
 
 
 @st.cache_resource(show_spinner=False)
@@ -36,30 +29,13 @@ def _service(
     cache_ttl_seconds: int,
     rate_limits: tuple[tuple[str, str], ...],
 ) -> AnalysisService:
-    settings = get_settings()
-    configure_logging(settings.log_format)
-    metrics.start_http_server_once(settings.metrics_port)
-    # Uploads a crash left half unpacked (never registered) go at start-up.
-    model_admin.sweep_partial_uploads(settings.uploaded_models_dir)
-    service = AnalysisService(
-        settings,
-        # The database holds the live registry (seeded from models.yaml); get_sessionmaker is
-        # asked on every read, so the registry follows the configured database.
-        LiveRegistry(
-            lambda: get_sessionmaker(), registry_path, refresh_seconds=settings.registry_refresh_seconds
-        ),
-        cache=make_cache(
-            redis_url,
-            ttl_seconds=cache_ttl_seconds,
-            memory_max_bytes=settings.cache_memory_max_mb * 1024 * 1024,
-        ),
-        limiter=RateLimiter(dict(rate_limits), redis_url),
-        # Written off the request path to the configured database (per-model analytics, drift).
-        request_log=RequestLog(),
+    return wiring.build_service(
+        get_settings(),
+        registry_path=registry_path,
+        redis_url=redis_url,
+        cache_ttl_seconds=cache_ttl_seconds,
+        rate_limits=dict(rate_limits),
     )
-    # Failed loads go to the audit log, so the Models screen lists those of every process.
-    service.pool.on_failure = model_admin.LoadFailureRecorder(lambda: get_sessionmaker())
-    return service
 
 
 def get_service() -> AnalysisService:
@@ -122,19 +98,11 @@ def layer_attention(model_id: str, revision: str, token_ids: Sequence[int], laye
 
 @st.cache_resource(show_spinner=False)
 def _dispatcher(backend: str, database_url: str, redis_url: str | None) -> Dispatcher:
-    if backend == "celery":
-        from core.service.celery_worker import CeleryDispatcher
-
-        return CeleryDispatcher()
-    settings = get_settings()
-    runner = EmbeddedRunner(
-        get_sessionmaker(database_url), get_service(), config=RunConfig.from_settings(settings)
-    )
-    return runner.start()
+    return wiring.build_dispatcher(backend, database_url, get_service(), get_settings())
 
 
 def get_dispatcher() -> Dispatcher:
     """Where launched jobs go: Celery workers when Redis is configured (see `backend_for`),
     else this process's embedded runner, started once per process and database."""
     s = get_settings()
-    return _dispatcher(backend_for(s), database_url(s), s.redis_url)
+    return _dispatcher(backend_for(s), wiring.database_url(), s.redis_url)

@@ -14,8 +14,8 @@ import streamlit as st
 
 from core.access import permissions
 from core.domain.analysis import Analysis
+from core.service import history
 from core.store import analyses as library
-from core.store import transaction
 from ui.session import current_viewer
 
 
@@ -28,14 +28,12 @@ def _save(analysis: Analysis, prefix: str) -> None:
     state = st.session_state
     state[f"{prefix}.tried"] = weakref.ref(analysis)
     try:
-        with transaction.unit_of_work() as session:
-            record_id = library.save_analysis(
-                session=session,
-                viewer=current_viewer(),
-                analysis=analysis,
-                title=state.get(f"{prefix}.title", ""),
-                tags=state.get(f"{prefix}.tags", ""),
-            )
+        record_id = history.save_analysis(
+            viewer=current_viewer(),
+            analysis=analysis,
+            title=state.get(f"{prefix}.title", ""),
+            tags=state.get(f"{prefix}.tags", ""),
+        )
     except ValueError as exc:  # HeadlightError (incl. StorageError) and oversized attention
         state[f"{prefix}.error"] = f"Not saved: {exc}"
         return

@@ -9,14 +9,14 @@ from __future__ import annotations
 import html
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
-from core.access import permissions
 from core.domain.analysis import Analysis
 from core.domain.identity import Viewer
-from core.store import analyses as library
-from db.models import Annotation, Visualization
-from ui.history_view import OPEN, Action, escaped_block, run_action
+from core.domain.owned import RecordKind
+from core.service import history, records
+from core.store.analyses import NoteView, SavedAnalysisView
+from ui.actions import Work
+from ui.history_view import FLASH, OPEN, escaped_block
 
 EXPORT = "history.export"
 # The analysis view's head picker (ui/analysis_view.py, key prefix "history").
@@ -29,35 +29,27 @@ def _close() -> None:
 
 
 def _delete(visualization_id: int) -> None:
-    if run_action(
-        lambda s, v: library.delete_saved(session=s, viewer=v, visualization_id=visualization_id),
+    if FLASH.act(
+        lambda viewer: records.delete(viewer=viewer, kind=RecordKind.ANALYSIS, record_id=visualization_id),
         success=f"Moved analysis #{visualization_id} to the Trash.",
     ):
         _close()
 
 
-def _prepare_export(kind: str, visualization_id: int) -> None:
-    def build(session: Session, viewer: Viewer) -> None:
-        if kind == "json":
-            data = library.export_json(session=session, viewer=viewer, visualization_id=visualization_id)
-            name, mime = f"headlight-analysis-{visualization_id}.json", "application/json"
-        elif kind == "zip":
-            data = library.export_zip(session=session, viewer=viewer, visualization_id=visualization_id)
-            name, mime = f"headlight-analysis-{visualization_id}.zip", "application/zip"
-        else:
-            data = library.export_csv(session=session, viewer=viewer)
-            name, mime = "headlight-analyses.csv", "text/csv"
-        st.session_state[EXPORT] = (visualization_id, name, data, mime)
+def _prepare_export(kind: history.ExportKind, visualization_id: int) -> None:
+    def build(viewer: Viewer) -> None:
+        download = history.export_analysis(viewer=viewer, visualization_id=visualization_id, kind=kind)
+        st.session_state[EXPORT] = (visualization_id, download.name, download.data, download.mime)
 
-    run_action(build)
+    FLASH.act(build)
 
 
-def toolbar(record: Visualization, viewer: Viewer) -> bool:
+def toolbar(record: SavedAnalysisView, viewer: Viewer) -> bool:
     """Close, delete, exports and "Recompute full detail"; returns whether recompute was clicked."""
     columns = st.columns(6)
     columns[0].button("Close", key="history.open.close", on_click=_close)
     # Actions the viewer may not take are left out rather than shown disabled.
-    if permissions.can_write(viewer, record):
+    if record.access.can_write:
         columns[1].button("Delete", key="history.open.delete", on_click=_delete, args=(record.id,))
     recompute = columns[2].button(
         "Recompute full detail",
@@ -84,7 +76,7 @@ def toolbar(record: Visualization, viewer: Viewer) -> bool:
     return recompute
 
 
-def pin_label(note: Annotation, analysis: Analysis) -> str:
+def pin_label(note: NoteView, analysis: Analysis) -> str:
     """``L3 · H2 · tokens 4–7 “covered text”`` for a pinned note; empty when unpinned."""
     parts = []
     if note.layer is not None:
@@ -97,7 +89,7 @@ def pin_label(note: Annotation, analysis: Analysis) -> str:
     return " · ".join(parts)
 
 
-def pinned_text_html(analysis: Analysis, notes: list[Annotation]) -> str:
+def pinned_text_html(analysis: Analysis, notes: list[NoteView]) -> str:
     """The analysed text, escaped, with every pinned token in a ``<mark>``."""
     marked: dict[int, list[str]] = {}
     for note in notes:
@@ -128,8 +120,8 @@ def _show_head(layer: int, head: int) -> None:
     st.session_state[FLASH_HINT] = f"The head heatmap tab now shows layer {layer}, head {head}."
 
 
-def _pin_inputs(record: Visualization, prefix: str, note: Annotation | None = None) -> dict[str, object]:
-    n_layers, n_heads = record.model_info["n_layers"], record.model_info["n_heads"]
+def _pin_inputs(record: SavedAnalysisView, prefix: str, note: NoteView | None = None) -> dict[str, object]:
+    n_layers, n_heads = record.n_layers, record.n_heads
     left, right = st.columns(2)
     fields = [
         (left, "Layer", "layer", n_layers - 1),
@@ -151,60 +143,58 @@ def _pin_inputs(record: Visualization, prefix: str, note: Annotation | None = No
     return values
 
 
-def _note_form(record: Visualization, note: Annotation | None = None) -> None:
+def _note_form(record: SavedAnalysisView, note: NoteView | None = None) -> None:
     prefix = f"history.note.edit.{note.id}" if note else "history.note.add"
     with st.form(prefix, clear_on_submit=note is None, border=note is None):
         body = st.text_area("Note", value=note.body if note else "", key=f"{prefix}.body", max_chars=5000)
         st.caption("Pin it to a head and tokens (optional):")
         values = {"body": body, **_pin_inputs(record, prefix, note)}
         if st.form_submit_button("Save note" if note else "Add note"):
-            run_action(_add_action(record.id, values) if note is None else _edit_action(note.id, values))
+            FLASH.act(_add_action(record.id, values) if note is None else _edit_action(note.id, values))
             st.rerun()
 
 
-def _add_action(visualization_id: int, values: dict[str, object]) -> Action:
-    def add(session: Session, viewer: Viewer) -> str:
-        library.annotate(session=session, viewer=viewer, visualization_id=visualization_id, values=values)
+def _add_action(visualization_id: int, values: dict[str, object]) -> Work:
+    def add(viewer: Viewer) -> str:
+        history.add_note(viewer=viewer, visualization_id=visualization_id, values=values)
         return "Note added."
 
     return add
 
 
-def _edit_action(annotation_id: int, values: dict[str, object]) -> Action:
-    def edit(session: Session, viewer: Viewer) -> str:
-        library.edit_annotation(session=session, viewer=viewer, annotation_id=annotation_id, values=values)
+def _edit_action(annotation_id: int, values: dict[str, object]) -> Work:
+    def edit(viewer: Viewer) -> str:
+        history.edit_note(viewer=viewer, annotation_id=annotation_id, values=values)
         return "Note saved."
 
     return edit
 
 
 def _delete_note(annotation_id: int) -> None:
-    run_action(
-        lambda s, v: library.delete_annotation(session=s, viewer=v, annotation_id=annotation_id),
+    FLASH.act(
+        lambda viewer: history.delete_note(viewer=viewer, annotation_id=annotation_id),
         success="Note deleted.",
     )
 
 
-def notes_panel(record: Visualization, analysis: Analysis, viewer: Viewer) -> None:
+def notes_panel(record: SavedAnalysisView, analysis: Analysis) -> None:
     """Notes beside the view: pinned tokens marked in the text, each note, add/edit/delete."""
     st.markdown("**Notes**")
     hint = st.session_state.pop(FLASH_HINT, None)
     if hint:
         st.info(hint)
-    pinned = [note for note in record.annotations if note.token_start is not None]
+    pinned = [note for note in record.notes if note.token_start is not None]
     if pinned:
         st.markdown(pinned_text_html(analysis, pinned), unsafe_allow_html=True)
-    if not record.annotations:
+    if not record.notes:
         st.caption("No notes yet.")
-    for note in record.annotations:
+    for note in record.notes:
         with st.container(border=True):
             label = pin_label(note, analysis)
             if label:
                 escaped_block(label, style="color:#e8590c;font-weight:600;font-size:0.85em")
             escaped_block(note.body)
-            escaped_block(
-                f"— {note.author.display_name or note.author.username}", style="color:#57606a;font-size:0.8em"
-            )
+            escaped_block(f"— {note.author}", style="color:#57606a;font-size:0.8em")
             if note.layer is not None:
                 st.button(
                     "Show head",
@@ -212,7 +202,7 @@ def notes_panel(record: Visualization, analysis: Analysis, viewer: Viewer) -> No
                     on_click=_show_head,
                     args=(note.layer, note.head or 0),
                 )
-            if permissions.can_edit_annotation(viewer, note):
+            if note.can_edit:
                 with st.expander("Edit"):
                     _note_form(record, note)
                 st.button(
@@ -221,5 +211,5 @@ def notes_panel(record: Visualization, analysis: Analysis, viewer: Viewer) -> No
                     on_click=_delete_note,
                     args=(note.id,),
                 )
-    if permissions.can_create(viewer):
+    if record.can_annotate:
         _note_form(record)

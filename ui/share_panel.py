@@ -9,16 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 
 import streamlit as st
-from sqlalchemy.orm import Session
 
-from core.access.permissions import SavedRecord
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
+from core.domain.owned import RecordKind
 from core.domain.settings import get_settings
-from core.store import sharing, transaction
-from core.store.sharing import RecordKind
-from db.models import utcnow
-from ui.history_view import run_action
+from core.service import records
+from core.store import sharing
+from ui.history_view import FLASH
 from ui.session import current_viewer
 
 NEW_LINK = "share.new_link"
@@ -41,8 +39,8 @@ def _set_public(kind: RecordKind, record_id: int) -> None:
     st.session_state[KEEP_OPEN] = (kind, record_id)
     public = bool(st.session_state[_key(kind, record_id, "public")])
     noun = NOUNS[kind]
-    run_action(
-        lambda s, v: sharing.set_public(session=s, viewer=v, record_id=record_id, public=public, kind=kind),
+    FLASH.act(
+        lambda viewer: records.set_public(viewer=viewer, kind=kind, record_id=record_id, public=public),
         success=f"Anyone can now read this {noun}." if public else f"This {noun} is private again.",
     )
 
@@ -52,22 +50,18 @@ def _create(kind: RecordKind, record_id: int) -> None:
     days = sharing.EXPIRY_DAYS[st.session_state[_key(kind, record_id, "expiry")]]
     base = _base()
 
-    def create(session: Session, viewer: Viewer) -> str:
-        link = sharing.create_link(
-            session=session, viewer=viewer, record_id=record_id, expires_in_days=days, now=utcnow(), kind=kind
-        )
+    def create(viewer: Viewer) -> str:
+        link = records.create_link(viewer=viewer, kind=kind, record_id=record_id, expires_in_days=days)
         st.session_state[NEW_LINK] = ((kind, record_id), sharing.share_url(base, record_id, link.token, kind))
         return f"Share link #{link.id} created."
 
-    run_action(create)
+    FLASH.act(create)
 
 
 def _revoke(kind: RecordKind, record_id: int, link_id: int) -> None:
     st.session_state[KEEP_OPEN] = (kind, record_id)
-    run_action(
-        lambda s, v: sharing.revoke_link(
-            session=s, viewer=v, record_id=record_id, link_id=link_id, now=utcnow(), kind=kind
-        ),
+    FLASH.act(
+        lambda viewer: records.revoke_link(viewer=viewer, kind=kind, record_id=record_id, link_id=link_id),
         success=f"Share link #{link_id} revoked: it now opens nothing.",
     )
 
@@ -76,9 +70,9 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "never"
 
 
-def render(record: SavedRecord, kind: RecordKind = RecordKind.ANALYSIS) -> None:
+def render(record_id: int, *, is_public: bool, kind: RecordKind = RecordKind.ANALYSIS) -> None:
     """The Share expander for a record the viewer may share."""
-    target = (kind, record.id)
+    target = (kind, record_id)
     noun = NOUNS[kind]
     keep_open = st.session_state.get(KEEP_OPEN) == target
     if keep_open:
@@ -86,26 +80,23 @@ def render(record: SavedRecord, kind: RecordKind = RecordKind.ANALYSIS) -> None:
     with st.expander("Share", icon=":material/share:", expanded=keep_open):
         st.toggle(
             "Public: everyone can read it, including visitors who are not signed in",
-            value=record.is_public,
-            key=_key(kind, record.id, "public"),
+            value=is_public,
+            key=_key(kind, record_id, "public"),
             on_change=_set_public,
             args=target,
         )
         left, right = st.columns([2, 1], vertical_alignment="bottom")
         left.selectbox(
-            "New link expires after", list(sharing.EXPIRY_DAYS), key=_key(kind, record.id, "expiry")
+            "New link expires after", list(sharing.EXPIRY_DAYS), key=_key(kind, record_id, "expiry")
         )
-        right.button("Create share link", key=_key(kind, record.id, "create"), on_click=_create, args=target)
+        right.button("Create share link", key=_key(kind, record_id, "create"), on_click=_create, args=target)
         new_link = st.session_state.get(NEW_LINK)
         if new_link and new_link[0] == target:
             st.session_state.pop(NEW_LINK)
             st.warning(f"Copy the link now: it is shown only once. Anyone holding it can read this {noun}.")
             st.code(new_link[1], language=None)
         try:
-            with transaction.unit_of_work() as session:
-                links = sharing.list_links(
-                    session=session, viewer=current_viewer(), record_id=record.id, now=utcnow(), kind=kind
-                )
+            links = records.share_links(viewer=current_viewer(), kind=kind, record_id=record_id)
         except HeadlightError as exc:
             st.error(str(exc))
             return
@@ -116,7 +107,7 @@ def render(record: SavedRecord, kind: RecordKind = RecordKind.ANALYSIS) -> None:
             if link.status == "active":
                 button_col.button(
                     "Revoke",
-                    key=_key(kind, record.id, f"revoke.{link.id}"),
+                    key=_key(kind, record_id, f"revoke.{link.id}"),
                     on_click=_revoke,
                     args=(*target, link.id),
                 )

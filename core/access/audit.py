@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.access import permissions
+from core.domain.audit import AuditFilters, AuditRow
 from core.domain.identity import Viewer
 from core.domain.spreadsheet import csv_cell
 from db import audit as audit_db
 from db import queries
-from db.audit import AuditFilters, AuditRow
 
 # Actions, named "<item>.<verb>" so a filter on the prefix groups them.
 ANALYSIS_SAVE = "analysis.save"
@@ -59,9 +59,9 @@ USER_CHANGE = "user.password_change"
 VISUALIZATION = "visualization"
 COMPARISON = "comparison"
 ATLAS = "atlas"
+DATASET = "dataset"
+PRESET = "preset"
 USER = "user"
-# What a visitor opening each kind of record through a share link is recorded as.
-VIEW_ACTIONS = {VISUALIZATION: ANALYSIS_VIEW, COMPARISON: COMPARISON_VIEW, ATLAS: ATLAS_VIEW}
 MAX_ROWS = 500
 CSV_COLUMNS = ("id", "at", "actor", "action", "target_type", "target_id", "detail")
 

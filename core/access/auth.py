@@ -134,6 +134,11 @@ def credentials(users: list[User], *, now: datetime, policy: LoginPolicy) -> dic
     return {"usernames": entries}
 
 
+def login_credentials(*, session: Session, now: datetime, policy: LoginPolicy) -> dict[str, Any]:
+    """`credentials` of every user who may sign in, read from the users table now."""
+    return credentials(users_db.login_candidates(session=session), now=now, policy=policy)
+
+
 def failure_counts(creds: dict[str, Any]) -> dict[str, int]:
     return {name: int(entry.get("failed_login_attempts", 0)) for name, entry in creds["usernames"].items()}
 

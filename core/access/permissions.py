@@ -221,7 +221,9 @@ def read_filter(
     )
 
 
-def trash_filter(viewer: Viewer, model: SavedModel | type[Dataset] = Visualization) -> ColumnElement[bool]:
+def trash_filter(
+    viewer: Viewer, model: SavedModel | type[Dataset] | type[Preset] = Visualization
+) -> ColumnElement[bool]:
     """WHERE clause: soft-deleted rows of ``model`` the viewer may restore (`can_write`)."""
     deleted = model.deleted_at.is_not(None)
     if viewer.is_admin:
@@ -301,6 +303,15 @@ def dataset_filter(viewer: Viewer) -> ColumnElement[bool]:
     if not _reads_private(viewer):
         return live & (Dataset.is_public == true())
     return live & ((Dataset.is_public == true()) | (Dataset.owner_id == viewer.user_id))
+
+
+def can_read_dataset(viewer: Viewer, dataset: Dataset) -> bool:
+    """Whether the viewer may see and use a live dataset: what `dataset_filter` admits."""
+    if dataset.deleted_at is not None:
+        return False
+    if dataset.is_public or viewer.is_admin:
+        return True
+    return _reads_private(viewer) and dataset.owner_id == viewer.user_id
 
 
 def job_filter(viewer: Viewer) -> ColumnElement[bool]:

@@ -1,10 +1,11 @@
-"""Saved analyses as the screens use them: one function per user action.
+"""Saved analyses: saving, searching, notes, exports and imports.
 
 Every function takes keyword-only ``session`` and ``viewer``, asks `core.access.permissions`
-before reading or writing, and never commits. Pages wrap one action in `unit_of_work`,
-which commits on success, rolls back on any error, and turns database failures into a
-`StorageError` with a message fit for the screen. A record the viewer may not read is
-reported exactly like one that does not exist.
+before reading or writing, and never commits. Services (`core.service.history`) wrap one
+action in `unit_of_work`, which commits on success, rolls back on any error, and turns
+database failures into a `StorageError` with a message fit for the screen. Opening, the
+Trash and publishing follow the one lifecycle of `core.store.owned`: a record the viewer may
+not read is reported exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from core.attention import codec
 from core.domain.analysis import Analysis
 from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError, validation_message
 from core.domain.identity import Viewer
-from core.store import export
+from core.domain.owned import Access, RecordKind, SearchPage, Sort
+from core.store import export, owned
+from core.store.records import analysis_from_record
 from db import queries, search
 from db.models import MAX_ANNOTATION_CHARS, MAX_TAG_CHARS, MAX_TITLE_CHARS, Annotation, Visualization
-from db.search import SearchFilters, SearchPage, Sort
+from db.search import SearchFilters
 
 logger = logging.getLogger(__name__)
+
+ANALYSIS = RecordKind.ANALYSIS
 
 MAX_PAGE_SIZE = 100
 DEFAULT_TITLE_CHARS = 80
@@ -78,7 +83,7 @@ def save_analysis(
         title=clean_title(title, analysis.request.text),
         tags=parse_tags(tags),
     )
-    _audit(session, viewer, audit.ANALYSIS_SAVE, record.id)
+    _audit(session, viewer, audit.ANALYSIS_SAVE, record)
     return record.id
 
 
@@ -135,67 +140,75 @@ def filter_choices(*, session: Session, viewer: Viewer) -> tuple[list[str], list
     return queries.filter_options(session=session, owner_id=viewer.user_id)
 
 
-def open_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> Visualization:
+def _open(session: Session, viewer: Viewer, visualization_id: int) -> Visualization:
     """A live analysis the viewer may read, with tags and annotations loaded."""
-    record = queries.get_visualization(
-        session=session, visualization_id=visualization_id, readable=permissions.read_filter(viewer)
-    )
-    shared = _shared(session, viewer, visualization_id)
-    if record is None or not permissions.can_read(viewer, record, shared_ids=shared):
-        raise not_found(visualization_id)
-    return record
+    return owned.open_readable(session=session, viewer=viewer, kind=ANALYSIS, record_id=visualization_id)
 
 
 def record_view(*, session: Session, viewer: Viewer, visualization_id: int) -> Visualization:
-    """`open_saved`, audited as a view: for a user explicitly opening an analysis."""
-    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
-    _audit(session, viewer, audit.ANALYSIS_VIEW, record.id)
+    """An analysis opened, audited as a view: for a user explicitly opening it."""
+    record = _open(session, viewer, visualization_id)
+    _audit(session, viewer, audit.ANALYSIS_VIEW, record)
     return record
 
 
-def not_found(visualization_id: int) -> NotFoundError:
-    """The one answer for an analysis that is missing, deleted, private or behind a bad link."""
-    return NotFoundError(f"Analysis #{visualization_id} was not found. It may have been deleted.")
+def _audit(session: Session, viewer: Viewer, action: str, record: Visualization) -> None:
+    owned.audit(session=session, viewer=viewer, kind=ANALYSIS, action=action, record=record)
 
 
-def _shared(session: Session, viewer: Viewer, visualization_id: int) -> set[int]:
-    if viewer.user_id is None:
-        return set()
-    return queries.granted_ids(session=session, user_id=viewer.user_id, visualization_ids=[visualization_id])
+@dataclass(frozen=True)
+class NoteView:
+    """One annotation as the notes panel shows it; the pin's token indexes are inclusive."""
+
+    id: int
+    body: str
+    author: str
+    layer: int | None
+    head: int | None
+    token_start: int | None
+    token_end: int | None
+    can_edit: bool
 
 
-def _writable(session: Session, viewer: Viewer, visualization_id: int, *, deleted: bool) -> Visualization:
-    where = permissions.trash_filter(viewer) if deleted else permissions.read_filter(viewer)
-    record = queries.get_visualization(session=session, visualization_id=visualization_id, readable=where)
-    if record is None:
-        place = "in the Trash" if deleted else "among your analyses"
-        raise NotFoundError(f"Analysis #{visualization_id} was not found {place}.")
-    if not permissions.can_write(viewer, record):
-        raise PermissionDeniedError("Only the owner of an analysis (or an admin) can change it.")
-    return record
+@dataclass(frozen=True)
+class SavedAnalysisView:
+    """An opened saved analysis: its facts, what the viewer may do, its notes and the analysis
+    itself, re-rendered from stored data (no model runs)."""
+
+    id: int
+    title: str
+    model_id: str
+    is_public: bool
+    n_layers: int
+    n_heads: int
+    token_count: int
+    access: Access
+    can_annotate: bool
+    notes: tuple[NoteView, ...]
+    analysis: Analysis
 
 
-def delete_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> None:
-    """Move an analysis to the Trash (restorable until purged)."""
-    record = _writable(session, viewer, visualization_id, deleted=False)
-    queries.soft_delete(session=session, visualization=record)
-    _audit(session, viewer, audit.ANALYSIS_DELETE, record.id)
-
-
-def restore_saved(*, session: Session, viewer: Viewer, visualization_id: int) -> None:
-    """Bring an analysis back from the Trash."""
-    record = _writable(session, viewer, visualization_id, deleted=True)
-    queries.restore(session=session, visualization=record)
-    _audit(session, viewer, audit.ANALYSIS_RESTORE, record.id)
-
-
-def _audit(session: Session, viewer: Viewer, action: str, visualization_id: int) -> None:
-    audit.record(
-        session=session,
-        actor_id=viewer.user_id,
-        action=action,
-        target_type=audit.VISUALIZATION,
-        target_id=visualization_id,
+def saved_view(*, session: Session, viewer: Viewer, record: Visualization) -> SavedAnalysisView:
+    """The view of an analysis the viewer has opened."""
+    shared = owned.shared_ids(session=session, viewer=viewer, kind=ANALYSIS, record_id=record.id)
+    notes = tuple(
+        owned.view_of(
+            NoteView,
+            note,
+            author=note.author.display_name or note.author.username,
+            can_edit=permissions.can_edit_annotation(viewer, note),
+        )
+        for note in record.annotations
+    )
+    return owned.view_of(
+        SavedAnalysisView,
+        record,
+        n_layers=record.model_info["n_layers"],
+        n_heads=record.model_info["n_heads"],
+        access=owned.access(viewer, ANALYSIS, record),
+        can_annotate=permissions.can_annotate(viewer, record, shared_ids=shared),
+        notes=notes,
+        analysis=analysis_from_record(record),
     )
 
 
@@ -244,8 +257,9 @@ def annotate(
 ) -> Annotation:
     """Add an annotation (``values``: body, layer, head, token_start, token_end)."""
     note = _annotation_input(values)
-    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
-    if not permissions.can_annotate(viewer, record, shared_ids=_shared(session, viewer, record.id)):
+    record = _open(session, viewer, visualization_id)
+    shared = owned.shared_ids(session=session, viewer=viewer, kind=ANALYSIS, record_id=record.id)
+    if not permissions.can_annotate(viewer, record, shared_ids=shared):
         raise PermissionDeniedError("Your role cannot annotate analyses.")
     assert viewer.user_id is not None
     notes = [(note.body, note.pin_for(record))]
@@ -259,7 +273,7 @@ def _own_annotation(session: Session, viewer: Viewer, annotation_id: int) -> Ann
     annotation = queries.get_annotation(session=session, annotation_id=annotation_id)
     if annotation is None:
         raise NotFoundError(f"Annotation #{annotation_id} was not found.")
-    open_saved(session=session, viewer=viewer, visualization_id=annotation.visualization_id)
+    _open(session, viewer, annotation.visualization_id)
     if not permissions.can_edit_annotation(viewer, annotation):
         raise PermissionDeniedError("You can only change your own annotations.")
     return annotation
@@ -281,8 +295,8 @@ def delete_annotation(*, session: Session, viewer: Viewer, annotation_id: int) -
 
 def export_json(*, session: Session, viewer: Viewer, visualization_id: int) -> bytes:
     """One analysis as the JSON export document."""
-    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
-    _audit(session, viewer, audit.ANALYSIS_EXPORT, record.id)
+    record = _open(session, viewer, visualization_id)
+    _audit(session, viewer, audit.ANALYSIS_EXPORT, record)
     return export.to_json_bytes(export.export_document(record, exported_at=datetime.now(UTC)))
 
 
@@ -294,9 +308,9 @@ def export_csv(*, session: Session, viewer: Viewer) -> bytes:
 
 def export_zip(*, session: Session, viewer: Viewer, visualization_id: int) -> bytes:
     """ZIP: the offline HTML viewer of one analysis, its JSON, and the CSV of all mine."""
-    record = open_saved(session=session, viewer=viewer, visualization_id=visualization_id)
+    record = _open(session, viewer, visualization_id)
     document = export.export_document(record, exported_at=datetime.now(UTC))
-    _audit(session, viewer, audit.ANALYSIS_EXPORT, record.id)
+    _audit(session, viewer, audit.ANALYSIS_EXPORT, record)
     summary = export_csv(session=session, viewer=viewer)
     return export.zip_bundle(document, summary, stem=f"headlight-analysis-{record.id}")
 
@@ -320,5 +334,5 @@ def import_json(*, session: Session, viewer: Viewer, data: bytes) -> int:
     ]
     if notes:
         queries.add_annotations(session=session, visualization=record, author_id=viewer.user_id, notes=notes)
-    _audit(session, viewer, audit.ANALYSIS_IMPORT, record.id)
+    _audit(session, viewer, audit.ANALYSIS_IMPORT, record)
     return record.id

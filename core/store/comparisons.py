@@ -1,5 +1,6 @@
-"""Saved comparisons: one function per user action, checked by `core.access.permissions` exactly
-like saved analyses (private by default; owner, admins, grantees and public readers).
+"""Saved comparisons, checked by `core.access.permissions` exactly like saved analyses (private
+by default; owner, admins, grantees and public readers) and opened, trashed and published
+through the one lifecycle of `core.store.owned`.
 
 A row keeps both models' ids and revisions, the text, the request minus its text
 (``params``) and ``result``: zlib-compressed UTF-8 JSON of `core.attention.comparison.comparison_to_dict`
@@ -13,6 +14,7 @@ import csv
 import io
 import json
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -26,15 +28,17 @@ from core.attention.comparison import (
     comparison_from_dict,
     comparison_to_json,
 )
-from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
+from core.domain.errors import HeadlightError, PermissionDeniedError
 from core.domain.identity import Viewer
+from core.domain.owned import ComparisonRow, RecordKind
 from core.domain.spreadsheet import csv_cell
+from core.store import owned
 from core.store.analyses import clean_title
 from db import comparisons as queries
-from db.comparisons import ComparisonRow
 from db.models import MAX_ATTENTION_BYTES
 from db.models import Comparison as ComparisonRecord
 
+COMPARISON = RecordKind.COMPARISON
 _TEXT_FIELDS = {"a": {"text"}, "b": {"text"}}
 EXPORT_FORMAT = "headlight-comparison/1"
 
@@ -85,87 +89,47 @@ def save_comparison(
         fields=record_fields(comparison, request),
         title=clean_title(title, fallback),
     )
-    _audit(session, viewer, audit.COMPARISON_SAVE, record.id)
+    _audit(session, viewer, audit.COMPARISON_SAVE, record)
     return record.id
 
 
+@dataclass(frozen=True)
+class ComparisonQuery:
+    """What a list of saved comparisons asks for: ``text`` in titles and texts, ``model_id`` on
+    either side, the ``scope`` (or the Trash), and one page of ``limit`` rows from ``offset``."""
+
+    scope: Scope = Scope.ALL
+    text: str = ""
+    model_id: str | None = None
+    trash: bool = False
+    limit: int = 50
+    offset: int = 0
+
+
 def list_saved_comparisons(
-    *,
-    session: Session,
-    viewer: Viewer,
-    scope: Scope = Scope.ALL,
-    text: str = "",
-    model_id: str | None = None,
-    trash: bool = False,
-    limit: int = 50,
-    offset: int = 0,
+    *, session: Session, viewer: Viewer, query: ComparisonQuery = ComparisonQuery()
 ) -> list[ComparisonRow]:
-    """The newest comparisons the viewer may read in ``scope`` (or restore, with ``trash``)."""
+    """The newest comparisons the viewer may read in the query's scope (or restore, from the Trash)."""
     where = (
         permissions.trash_filter(viewer, ComparisonRecord)
-        if trash
-        else permissions.list_filter(viewer, scope, ComparisonRecord)
+        if query.trash
+        else permissions.list_filter(viewer, query.scope, ComparisonRecord)
     )
     return queries.list_comparisons(
-        session=session, readable=where, text=text, model_id=model_id, limit=limit, offset=offset
-    )
-
-
-def not_found(comparison_id: int) -> NotFoundError:
-    return NotFoundError(f"Comparison #{comparison_id} was not found. It may have been deleted.")
-
-
-def open_comparison_record(*, session: Session, viewer: Viewer, comparison_id: int) -> ComparisonRecord:
-    """A live comparison row the viewer may read; unreadable ones are reported as not found."""
-    record = queries.get_comparison(
         session=session,
-        comparison_id=comparison_id,
-        readable=permissions.read_filter(viewer, ComparisonRecord),
+        readable=where,
+        text=query.text,
+        model_id=query.model_id,
+        limit=query.limit,
+        offset=query.offset,
     )
-    shared: set[int] = set()
-    if viewer.user_id is not None:
-        shared = queries.granted_comparison_ids(
-            session=session, user_id=viewer.user_id, comparison_ids=[comparison_id]
-        )
-    if record is None or not permissions.can_read(viewer, record, shared_ids=shared):
-        raise not_found(comparison_id)
-    return record
 
 
 def open_comparison(*, session: Session, viewer: Viewer, comparison_id: int) -> CompareOutcome:
     """A comparison the viewer may read, ready to render (no model runs); audited as a view."""
-    record = open_comparison_record(session=session, viewer=viewer, comparison_id=comparison_id)
-    _audit(session, viewer, audit.COMPARISON_VIEW, record.id)
+    record = owned.open_readable(session=session, viewer=viewer, kind=COMPARISON, record_id=comparison_id)
+    _audit(session, viewer, audit.COMPARISON_VIEW, record)
     return outcome_from_record(record)
-
-
-def _writable(session: Session, viewer: Viewer, comparison_id: int, *, deleted: bool) -> ComparisonRecord:
-    where = (
-        permissions.trash_filter(viewer, ComparisonRecord)
-        if deleted
-        else permissions.read_filter(viewer, ComparisonRecord)
-    )
-    record = queries.get_comparison(session=session, comparison_id=comparison_id, readable=where)
-    if record is None:
-        place = "in the Trash" if deleted else "among your comparisons"
-        raise NotFoundError(f"Comparison #{comparison_id} was not found {place}.")
-    if not permissions.can_write(viewer, record):
-        raise PermissionDeniedError("Only the owner of a comparison (or an admin) can change it.")
-    return record
-
-
-def delete_comparison(*, session: Session, viewer: Viewer, comparison_id: int) -> None:
-    """Move a comparison to the Trash (restorable until purged)."""
-    record = _writable(session, viewer, comparison_id, deleted=False)
-    queries.soft_delete(session=session, comparison=record)
-    _audit(session, viewer, audit.COMPARISON_DELETE, record.id)
-
-
-def restore_comparison(*, session: Session, viewer: Viewer, comparison_id: int) -> None:
-    """Bring a comparison back from the Trash."""
-    record = _writable(session, viewer, comparison_id, deleted=True)
-    queries.restore(session=session, comparison=record)
-    _audit(session, viewer, audit.COMPARISON_RESTORE, record.id)
 
 
 def export_document(record: ComparisonRecord) -> dict[str, Any]:
@@ -222,8 +186,8 @@ def export_comparison(*, session: Session, viewer: Viewer, comparison_id: int, k
     """A readable comparison as ``json`` (everything) or ``csv`` (the head matches); audited."""
     if kind not in ("json", "csv"):
         raise HeadlightError(f"Unknown export format '{kind}'; choose json or csv.")
-    record = open_comparison_record(session=session, viewer=viewer, comparison_id=comparison_id)
-    _audit(session, viewer, audit.COMPARISON_EXPORT, record.id, format=kind)
+    record = owned.open_readable(session=session, viewer=viewer, kind=COMPARISON, record_id=comparison_id)
+    _audit(session, viewer, audit.COMPARISON_EXPORT, record, format=kind)
     if kind == "csv":
         comparison = outcome_from_record(record).comparison
         assert comparison is not None
@@ -231,12 +195,5 @@ def export_comparison(*, session: Session, viewer: Viewer, comparison_id: int, k
     return json.dumps(export_document(record), ensure_ascii=False).encode("utf-8")
 
 
-def _audit(session: Session, viewer: Viewer, action: str, comparison_id: int, **detail: object) -> None:
-    audit.record(
-        session=session,
-        actor_id=viewer.user_id,
-        action=action,
-        target_type=audit.COMPARISON,
-        target_id=comparison_id,
-        detail=detail or None,
-    )
+def _audit(session: Session, viewer: Viewer, action: str, record: ComparisonRecord, **detail: object) -> None:
+    owned.audit(session=session, viewer=viewer, kind=COMPARISON, action=action, record=record, **detail)

@@ -4,7 +4,7 @@ An upload is CSV (one column holds the text), JSONL (one field of each object ho
 plain text (one item per line). `parse` checks the whole file and returns the rows kept
 plus a report of every row skipped and why; problems with the file as a whole (too big, not
 UTF-8, binary, no such column, nothing usable) raise `DatasetError` with a message that says
-what to do. No Streamlit and no database here: `core.store.batch` stores what `parse` returns.
+what to do. No Streamlit and no database here: `core.store.saved_datasets` stores what `parse` returns.
 """
 
 from __future__ import annotations

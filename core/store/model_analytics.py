@@ -37,6 +37,8 @@ from core.ops import drift
 from db import request_log as request_log_db
 from db.request_log import Aggregate
 
+# Token profiles read per drift window at the most (newest first).
+MAX_PROFILE_ROWS = request_log_db.MAX_PROFILE_ROWS
 GUEST_LABEL = "guests (not signed in)"
 LATENCY_DEFINITION = "latency over model runs: served requests that were not cache hits"
 # Bucket widths offered for a time window, so every series has between ~12 and ~300 points.
@@ -231,7 +233,7 @@ def model_drift(
     session: Session,
     model_id: str,
     windows: DriftWindows,
-    profile_limit: int = request_log_db.MAX_PROFILE_ROWS,
+    profile_limit: int = MAX_PROFILE_ROWS,
 ) -> ModelDrift:
     """Drift of ``model_id``'s inputs between the two windows.
 

@@ -7,9 +7,11 @@ preset they can read into one of their own, and move presets between installatio
 JSON (`export_preset` / `import_preset`, validated with pydantic; the importer owns the
 copy and it starts private). Every change is an audit event.
 
-Functions take keyword-only ``session`` and ``viewer`` and never commit (pages wrap one
-action in `core.store.transaction.unit_of_work`). The widget mapping (`*_widget_state`,
-`*_settings_from_state`) is pure so the pages stay thin and tests need no Streamlit.
+Functions take keyword-only ``session`` and ``viewer`` and never commit (`core.service.presets`
+runs each in one transaction). Opening, publishing and deleting follow the one lifecycle of
+`core.store.owned`. The widget mapping (`widget_state`, `settings_from_state`) is pure and
+driven by the one key schema of `core.domain.presets`, so the pages stay thin and tests need
+no Streamlit.
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy.orm import Session
 
-from core.access import audit, permissions
+from core.access import permissions
 from core.attention.alignment import Granularity
 from core.domain.analysis import MAX_TOP_K_NEXT, AnalysisMode, GenerationParams
-from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError, validation_message
+from core.domain.errors import HeadlightError, PermissionDeniedError, validation_message
 from core.domain.identity import Viewer
+from core.domain.owned import RecordKind
+from core.domain.presets import MODEL_SETTINGS, WIDGET_KEYS, PresetScreen, widget_settings
+from core.store import owned
 from db import presets as presets_db
-from db.models import Preset, PresetScreen, utcnow
+from db.models import Preset, utcnow
 
 FORMAT = "headlight.preset"
 VERSION = 1
@@ -44,13 +49,10 @@ MIN_TEMPERATURE = 0.05
 MIN_TOP_P = 0.01
 _TOO_DEEP = "The file nests too deeply to be a preset; choose a preset exported from Headlight."
 
-PRESET = "preset"
+PRESET_KIND = RecordKind.PRESET
 PRESET_CREATE = "preset.create"
 PRESET_UPDATE = "preset.update"
 PRESET_DUPLICATE = "preset.duplicate"
-PRESET_PUBLISH = "preset.publish"
-PRESET_UNPUBLISH = "preset.unpublish"
-PRESET_DELETE = "preset.delete"
 PRESET_IMPORT = "preset.import"
 PRESET_EXPORT = "preset.export"
 
@@ -181,28 +183,11 @@ class PresetItem:
 
 
 def _audit(session: Session, viewer: Viewer, action: str, preset: Preset) -> None:
-    audit.record(
-        session=session,
-        actor_id=viewer.user_id,
-        action=action,
-        target_type=PRESET,
-        target_id=preset.id,
-        detail={"name": preset.name, "screen": preset.screen.value},
-    )
+    owned.audit(session=session, viewer=viewer, kind=PRESET_KIND, action=action, record=preset)
 
 
 def _readable(session: Session, viewer: Viewer, preset_id: int) -> Preset:
-    preset = presets_db.get_preset(session=session, preset_id=preset_id)
-    if preset is None or not permissions.can_read_preset(viewer, preset):
-        raise NotFoundError(f"Preset #{preset_id} was not found (it may have been deleted or made private).")
-    return preset
-
-
-def _writable(session: Session, viewer: Viewer, preset_id: int) -> Preset:
-    preset = _readable(session, viewer, preset_id)
-    if not permissions.can_write_preset(viewer, preset):
-        raise PermissionDeniedError("Only the preset's owner can change it; duplicate it to make your own.")
-    return preset
+    return owned.open_readable(session=session, viewer=viewer, kind=PRESET_KIND, record_id=preset_id)
 
 
 def list_presets(*, session: Session, viewer: Viewer, screen: PresetScreen | None = None) -> list[PresetItem]:
@@ -273,7 +258,7 @@ def update_preset(
     settings: Settings | Mapping[str, Any] | None = None,
 ) -> None:
     """Rename, re-describe or overwrite the settings of one of the viewer's presets."""
-    preset = _writable(session, viewer, preset_id)
+    preset = owned.open_writable(session=session, viewer=viewer, kind=PRESET_KIND, record_id=preset_id)
     if name is not None:
         preset.name = _clean_name(name)
     if description is not None:
@@ -302,15 +287,6 @@ def duplicate_preset(*, session: Session, viewer: Viewer, preset_id: int) -> int
     )
 
 
-def set_public(*, session: Session, viewer: Viewer, preset_id: int, public: bool) -> None:
-    """Share with every signed-in user, or make private again."""
-    preset = _writable(session, viewer, preset_id)
-    if preset.is_public != public:
-        preset.is_public = public
-        preset.updated_at = utcnow()
-        _audit(session, viewer, PRESET_PUBLISH if public else PRESET_UNPUBLISH, preset)
-
-
 def set_favourite(*, session: Session, viewer: Viewer, preset_id: int, favourite: bool) -> None:
     """Star or unstar a preset the viewer can read (a personal bookmark, not audited)."""
     preset = _readable(session, viewer, preset_id)
@@ -319,13 +295,6 @@ def set_favourite(*, session: Session, viewer: Viewer, preset_id: int, favourite
     presets_db.set_favourite(
         session=session, user_id=viewer.user_id, preset_id=preset.id, favourite=favourite
     )
-
-
-def delete_preset(*, session: Session, viewer: Viewer, preset_id: int) -> None:
-    """Soft delete: the preset disappears for everyone, favourites included."""
-    preset = _writable(session, viewer, preset_id)
-    preset.deleted_at = utcnow()
-    _audit(session, viewer, PRESET_DELETE, preset)
 
 
 def load_settings(*, session: Session, viewer: Viewer, preset_id: int) -> Settings:
@@ -388,108 +357,56 @@ def import_preset(*, session: Session, viewer: Viewer, data: bytes) -> int:
     )
 
 
-# --- Widget state (the pages key their widgets "generate.*" and "compare.*") ---------------
+# --- Widget state (the keys are `core.domain.presets.WIDGET_KEYS`, the pages' own) ---------
 
 
-def generate_widget_state(settings: GenerateSettings) -> dict[str, Any]:
-    """Session-state values that put the Generate screen's widgets on ``settings``."""
-    g = settings.generation
-    return {
-        "generate.model": settings.model_id,
-        "generate.mode": settings.mode,
-        "generate.max_new_tokens": g.max_new_tokens,
-        "generate.do_sample": g.do_sample,
-        "generate.temperature": g.temperature,
-        "generate.top_p": g.top_p,
-        "generate.top_k": g.top_k,
-        "generate.seed": g.seed,
-        "generate.chat_template": g.use_chat_template,
-        "generate.top_k_next": settings.top_k_next,
-        "generate.redact": settings.redact,
-        "generate.bv_view": settings.view.bertviz_view,
-        "generate.hm.layer": settings.view.layer,
-        "generate.hm.head": settings.view.head,
-    }
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
 
 
-def generate_settings_from_state(state: Mapping[str, Any]) -> GenerateSettings:
-    """The Generate screen's current settings, read from its widgets' session state."""
-    defaults = GenerateSettings(model_id=str(state.get("generate.model") or "model"))
-    g = GenerationParams()
-    return GenerateSettings(
-        model_id=defaults.model_id,
-        mode=state.get("generate.mode", defaults.mode),
-        generation=GenerationParams(
-            max_new_tokens=int(state.get("generate.max_new_tokens", g.max_new_tokens)),
-            do_sample=bool(state.get("generate.do_sample", g.do_sample)),
-            temperature=float(state.get("generate.temperature", g.temperature)),
-            top_p=float(state.get("generate.top_p", g.top_p)),
-            top_k=int(state.get("generate.top_k", g.top_k)),
-            seed=int(state.get("generate.seed", g.seed)),
-            use_chat_template=bool(state.get("generate.chat_template", g.use_chat_template)),
-        ),
-        top_k_next=int(state.get("generate.top_k_next", defaults.top_k_next)),
-        redact=bool(state.get("generate.redact", False)),
-        view=GenerateView(
-            bertviz_view=state.get("generate.bv_view", "head"),
-            layer=int(state.get("generate.hm.layer", 0)),
-            head=int(state.get("generate.hm.head", 0)),
-        ),
-    )
-
-
-def compare_widget_state(settings: CompareSettings) -> dict[str, Any]:
-    """Session-state values that put the Compare screen's widgets on ``settings``."""
-    g = settings.generation
-    return {
-        "compare.model_a": settings.model_a,
-        "compare.model_b": settings.model_b,
-        "compare.generate": settings.generate,
-        "compare.max_new_tokens": g.max_new_tokens,
-        "compare.do_sample": g.do_sample,
-        "compare.temperature": g.temperature,
-        "compare.top_p": g.top_p,
-        "compare.top_k": g.top_k,
-        "compare.seed": g.seed,
-        "compare.granularity": settings.granularity,
-        "compare.top_k_next": settings.top_k_next,
-    }
-
-
-def compare_settings_from_state(state: Mapping[str, Any]) -> CompareSettings:
-    """The Compare screen's current settings, read from its widgets' session state."""
-    g = GenerationParams()
-    return CompareSettings(
-        model_a=str(state.get("compare.model_a") or "model"),
-        model_b=str(state.get("compare.model_b") or "model"),
-        generate=bool(state.get("compare.generate", False)),
-        generation=GenerationParams(
-            max_new_tokens=int(state.get("compare.max_new_tokens", g.max_new_tokens)),
-            do_sample=bool(state.get("compare.do_sample", g.do_sample)),
-            temperature=float(state.get("compare.temperature", g.temperature)),
-            top_p=float(state.get("compare.top_p", g.top_p)),
-            top_k=int(state.get("compare.top_k", g.top_k)),
-            seed=int(state.get("compare.seed", g.seed)),
-        ),
-        granularity=state.get("compare.granularity", Granularity.WORD),
-        top_k_next=int(state.get("compare.top_k_next", 5)),
-    )
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, name = path.split(".")
+        target = nested
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = value
+    return nested
 
 
 def widget_state(settings: Settings, *, available_models: set[str]) -> tuple[dict[str, Any], list[str]]:
-    """Widget values for ``settings``, leaving out models this server does not offer.
+    """Session-state values that put a screen's widgets on ``settings``, leaving out models
+    this server does not offer.
 
     Returns the values and one notice per model left out (the screen keeps its choice).
     """
-    state = (
-        generate_widget_state(settings)
-        if isinstance(settings, GenerateSettings)
-        else compare_widget_state(settings)
-    )
-    notices = []
-    for key in ("generate.model", "compare.model_a", "compare.model_b"):
-        if key in state and state[key] not in available_models:
+    screen = PresetScreen.GENERATE if isinstance(settings, GenerateSettings) else PresetScreen.COMPARE
+    values = _flatten(settings.model_dump())
+    state, notices = {}, []
+    for setting, key in widget_settings(WIDGET_KEYS[screen]).items():
+        if setting in MODEL_SETTINGS and values[setting] not in available_models:
             notices.append(
-                f"The preset's model {state.pop(key)} is not offered here; the current model is kept."
+                f"The preset's model {values[setting]} is not offered here; the current model is kept."
             )
+        else:
+            state[key] = values[setting]
     return state, notices
+
+
+def settings_from_state(screen: PresetScreen, state: Mapping[str, Any]) -> Settings:
+    """A screen's current settings, read from its widgets' session state (defaults for the
+    widgets not drawn yet); raises pydantic's `ValidationError` for values out of range."""
+    values = {
+        setting: state[key] for setting, key in widget_settings(WIDGET_KEYS[screen]).items() if key in state
+    }
+    for setting in MODEL_SETTINGS:
+        if setting in widget_settings(WIDGET_KEYS[screen]):
+            values[setting] = str(values.get(setting) or "model")
+    return _SETTINGS[screen].model_validate(_nest(values))

@@ -1,5 +1,5 @@
-"""Sharing a saved record (an analysis, a comparison or a head atlas): the public switch and
-share links.
+"""Share links to a saved record (an analysis, a comparison or a head atlas). The public switch
+is `core.store.owned.set_public`.
 
 A share link is ``/shared?id=<record id>&token=<token>`` for an analysis and
 ``/shared?kind=<comparison|atlas>&id=…&token=…`` for the other kinds. The token is 256
@@ -7,7 +7,8 @@ random bits (`secrets.token_urlsafe`), shown once to its creator and stored only
 sha256. Opening a link compares that hash with the live links of the named record in
 constant time (`hmac.compare_digest`). A wrong, expired or revoked token, a token of
 another record and an id that does not exist all raise the same `NotFoundError` with the
-same message. Guessing is rate-limited per client by the caller (`SHARE_LIMIT_ROLE`).
+same message (`core.store.owned.not_found`). Guessing is rate-limited per client: `open_link`
+takes the limiter (`SHARE_LIMIT_ROLE`).
 """
 
 from __future__ import annotations
@@ -16,74 +17,46 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.orm import Session
 
 from core.access import audit, permissions
-from core.access.permissions import SavedModel, SavedRecord
-from core.domain.errors import NotFoundError, PermissionDeniedError
+from core.access.permissions import SavedRecord
+from core.domain.errors import HeadlightError, NotFoundError, PermissionDeniedError
 from core.domain.identity import Viewer
-from core.service.rate_limit import RateLimitedError, RateLimiter
-from core.store import analyses as library
-from core.store import batch
-from core.store import comparisons as compare_store
+from core.domain.owned import LINK_KINDS, RecordKind
+from core.store import owned
 from db import sharing as sharing_db
-from db.models import Atlas, Comparison, ShareLink, Visualization
+from db.models import ShareLink, utcnow
 
 TOKEN_BYTES = 32
 SHARED_PATH = "shared"
-# The `core.service.rate_limit.RateLimiter` role under which failed lookups are counted.
+# The limiter role under which failed lookups are counted.
 SHARE_LIMIT_ROLE = "anonymous"
 EXPIRY_DAYS: dict[str, int | None] = {"Never": None, "1 day": 1, "7 days": 7, "30 days": 30}
 MAX_EXPIRY_DAYS = 365
 
 
-class RecordKind(StrEnum):
-    """What a share link opens; the value is the ``kind`` of its address."""
+class AttemptLimiter(Protocol):
+    """Counts a client's failed lookups (`core.service.rate_limit.RateLimiter` is one).
 
-    ANALYSIS = "analysis"
-    COMPARISON = "comparison"
-    ATLAS = "atlas"
+    ``acquire`` counts one attempt; beyond the limit it raises a `HeadlightError`.
+    """
 
+    def status(self, user_key: str, role: str) -> AttemptStatus: ...
 
-@dataclass(frozen=True)
-class _KindRules:
-    model: SavedModel
-    noun: str
-    audit_target: str
-    publish: tuple[str, str]  # audit actions for public on / off
-    # Opens a live record for a signed-in viewer under `core.access.permissions` (NotFoundError otherwise).
-    open_for: Callable[[Session, Viewer, int], SavedRecord]
+    def acquire(self, user_key: str, role: str) -> object: ...
 
 
-_RULES: dict[RecordKind, _KindRules] = {
-    RecordKind.ANALYSIS: _KindRules(
-        Visualization,
-        "analysis",
-        audit.VISUALIZATION,
-        (audit.ANALYSIS_PUBLISH, audit.ANALYSIS_UNPUBLISH),
-        lambda s, v, i: library.open_saved(session=s, viewer=v, visualization_id=i),
-    ),
-    RecordKind.COMPARISON: _KindRules(
-        Comparison,
-        "comparison",
-        audit.COMPARISON,
-        (audit.COMPARISON_PUBLISH, audit.COMPARISON_UNPUBLISH),
-        lambda s, v, i: compare_store.open_comparison_record(session=s, viewer=v, comparison_id=i),
-    ),
-    RecordKind.ATLAS: _KindRules(
-        Atlas,
-        "head atlas",
-        audit.ATLAS,
-        (audit.ATLAS_PUBLISH, audit.ATLAS_UNPUBLISH),
-        lambda s, v, i: batch.open_atlas(session=s, viewer=v, atlas_id=i),
-    ),
-}
+class AttemptStatus(Protocol):
+    remaining: int
+
+    @property
+    def reset_in_seconds(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -125,11 +98,9 @@ def share_url(base: str, record_id: int, token: str, kind: RecordKind = RecordKi
 
 
 def parse_kind(text: str) -> RecordKind | None:
-    """The kind named by a link's ``kind`` parameter (analysis when absent); None if unknown."""
-    try:
-        return RecordKind(text or RecordKind.ANALYSIS.value)
-    except ValueError:
-        return None
+    """The kind named by a link's ``kind`` parameter (analysis when absent); None if no link opens it."""
+    kind = RecordKind._value2member_map_.get(text or RecordKind.ANALYSIS.value)
+    return kind if kind in LINK_KINDS else None
 
 
 def client_key(client: str) -> str:
@@ -137,47 +108,16 @@ def client_key(client: str) -> str:
     return f"share-token:{client}"
 
 
-def not_found(kind: RecordKind, record_id: int) -> NotFoundError:
-    """The one answer for a record that is missing, deleted, private or behind a bad link."""
-    if kind is RecordKind.ANALYSIS:
-        return library.not_found(record_id)
-    return NotFoundError(
-        f"{_RULES[kind].noun.capitalize()} #{record_id} was not found. It may have been deleted."
-    )
-
-
 def _shareable(session: Session, viewer: Viewer, kind: RecordKind, record_id: int) -> SavedRecord:
-    rules = _RULES[kind]
-    record = rules.open_for(session, viewer, record_id)
-    if not permissions.can_share(viewer, record):
-        raise PermissionDeniedError(f"Only the owner of a {rules.noun} (or an admin) can share it.")
-    return record
+    if kind not in LINK_KINDS:
+        raise PermissionDeniedError(f"{owned.KINDS[kind].label}s have no share links.")
+    return owned.open_shareable(session=session, viewer=viewer, kind=kind, record_id=record_id)
 
 
 def _audit(
-    session: Session, viewer: Viewer, action: str, kind: RecordKind, record_id: int, **detail: object
+    session: Session, viewer: Viewer | None, action: str, kind: RecordKind, record: object, **detail: object
 ) -> None:
-    audit.record(
-        session=session,
-        actor_id=viewer.user_id,
-        action=action,
-        target_type=_RULES[kind].audit_target,
-        target_id=record_id,
-        detail=detail or None,
-    )
-
-
-def set_public(
-    *, session: Session, viewer: Viewer, record_id: int, public: bool, kind: RecordKind = RecordKind.ANALYSIS
-) -> None:
-    """Make a record readable by everyone (guests included), or private again."""
-    record = _shareable(session, viewer, kind, record_id)
-    if record.is_public == public:
-        return
-    record.is_public = public
-    session.flush()
-    on, off = _RULES[kind].publish
-    _audit(session, viewer, on if public else off, kind, record.id)
+    owned.audit(session=session, viewer=viewer, kind=kind, action=action, record=record, **detail)
 
 
 def create_link(
@@ -186,27 +126,29 @@ def create_link(
     viewer: Viewer,
     record_id: int,
     expires_in_days: int | None,
-    now: datetime,
+    now: datetime | None = None,
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> NewLink:
-    """A new link to one record; ``expires_in_days`` None means it lasts until revoked."""
+    """A new link to one record; ``expires_in_days`` None means it lasts until revoked.
+
+    ``now`` (here and below) is the current time unless a caller fixes it.
+    """
+    now = now or utcnow()
     record = _shareable(session, viewer, kind, record_id)
     if expires_in_days is not None and not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
-        raise library.HeadlightError(f"A link lasts 1 to {MAX_EXPIRY_DAYS} days, or until revoked.")
+        raise HeadlightError(f"A link lasts 1 to {MAX_EXPIRY_DAYS} days, or until revoked.")
     assert viewer.user_id is not None
     token = secrets.token_urlsafe(TOKEN_BYTES)
     expires_at = now + timedelta(days=expires_in_days) if expires_in_days else None
     link = sharing_db.create_link(
         session=session,
-        model=_RULES[kind].model,
+        model=owned.KINDS[kind].model,
         record_id=record.id,
         token_hash=token_hash(token),
         created_by=viewer.user_id,
         expires_at=expires_at,
     )
-    _audit(
-        session, viewer, audit.SHARE_CREATE, kind, record.id, link=link.id, expires_in_days=expires_in_days
-    )
+    _audit(session, viewer, audit.SHARE_CREATE, kind, record, link=link.id, expires_in_days=expires_in_days)
     return NewLink(id=link.id, token=token, expires_at=expires_at)
 
 
@@ -219,9 +161,15 @@ def _status(link: ShareLink, now: datetime) -> str:
 
 
 def list_links(
-    *, session: Session, viewer: Viewer, record_id: int, now: datetime, kind: RecordKind = RecordKind.ANALYSIS
+    *,
+    session: Session,
+    viewer: Viewer,
+    record_id: int,
+    now: datetime | None = None,
+    kind: RecordKind = RecordKind.ANALYSIS,
 ) -> list[LinkRow]:
     """Every link of a record the viewer may share, newest first."""
+    now = now or utcnow()
     record = _shareable(session, viewer, kind, record_id)
     return [
         LinkRow(
@@ -231,7 +179,7 @@ def list_links(
             revoked_at=link.revoked_at,
             status=_status(link, now),
         )
-        for link in sharing_db.links_of(session=session, model=_RULES[kind].model, record_id=record.id)
+        for link in sharing_db.links_of(session=session, model=owned.KINDS[kind].model, record_id=record.id)
     ]
 
 
@@ -241,18 +189,19 @@ def revoke_link(
     viewer: Viewer,
     record_id: int,
     link_id: int,
-    now: datetime,
+    now: datetime | None = None,
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> None:
     """Stop a link from working; the link stays listed as revoked."""
-    rules = _RULES[kind]
+    now = now or utcnow()
+    rules = owned.KINDS[kind]
     record = _shareable(session, viewer, kind, record_id)
     link = sharing_db.get_link(session=session, link_id=link_id)
     if link is None or permissions.link_target(link, rules.model) != record.id:
         raise NotFoundError(f"Share link #{link_id} was not found on {rules.noun} #{record.id}.")
     if link.revoked_at is None:
         sharing_db.revoke(session=session, link=link, at=now)
-        _audit(session, viewer, audit.SHARE_REVOKE, kind, record.id, link=link.id)
+        _audit(session, viewer, audit.SHARE_REVOKE, kind, record, link=link.id)
 
 
 def _matching_link(links: list[ShareLink], token: str) -> ShareLink | None:
@@ -266,10 +215,18 @@ def _matching_link(links: list[ShareLink], token: str) -> ShareLink | None:
 
 
 def open_shared(
-    *, session: Session, record_id: int, token: str, now: datetime, kind: RecordKind = RecordKind.ANALYSIS
+    *,
+    session: Session,
+    record_id: int,
+    token: str,
+    now: datetime | None = None,
+    kind: RecordKind = RecordKind.ANALYSIS,
 ) -> tuple[SavedRecord, int]:
     """The record a live link opens and that link's id; `NotFoundError` otherwise."""
-    model = _RULES[kind].model
+    now = now or utcnow()
+    if kind not in LINK_KINDS:
+        raise owned.not_found(kind, record_id)
+    model = owned.KINDS[kind].model
     links = sharing_db.live_links(session=session, model=model, record_id=record_id, now=now)
     link = _matching_link(links, token) if token else None
     record = None
@@ -278,11 +235,11 @@ def open_shared(
             session=session, model=model, record_id=record_id, live=permissions.live_filter(model)
         )
     if link is None or record is None or not permissions.can_read_with_link(link, record, now=now):
-        raise not_found(kind, record_id)
+        raise owned.not_found(kind, record_id)
     return record, link.id
 
 
-class TooManyAttemptsError(library.HeadlightError):
+class TooManyAttemptsError(HeadlightError):
     """This client has tried too many links that did not work; it must wait."""
 
     def __init__(self, seconds: int) -> None:
@@ -299,11 +256,11 @@ def parse_id(text: str) -> int:
 def open_link(
     *,
     session: Session,
-    limiter: RateLimiter,
+    limiter: AttemptLimiter,
     client: str,
     record_id: int,
     token: str,
-    now: datetime,
+    now: datetime | None = None,
     kind: RecordKind = RecordKind.ANALYSIS,
 ) -> tuple[SavedRecord, int]:
     """`open_shared` for a visitor, refused while ``client`` has used up its failed attempts.
@@ -317,7 +274,8 @@ def open_link(
     try:
         return open_shared(session=session, record_id=record_id, token=token, now=now, kind=kind)
     except NotFoundError:
-        with contextlib.suppress(RateLimitedError):
+        # Past the limit `acquire` refuses; the next call is refused up front.
+        with contextlib.suppress(HeadlightError):
             limiter.acquire(key, SHARE_LIMIT_ROLE)
         raise
 
@@ -326,11 +284,4 @@ def record_view(
     *, session: Session, record_id: int, link_id: int, kind: RecordKind = RecordKind.ANALYSIS
 ) -> None:
     """Audit one visitor opening a record through a link (once per browser session)."""
-    audit.record(
-        session=session,
-        actor_id=None,
-        action=audit.VIEW_ACTIONS[_RULES[kind].audit_target],
-        target_type=_RULES[kind].audit_target,
-        target_id=record_id,
-        detail={"via": "share link", "link": link_id},
-    )
+    _audit(session, None, owned.action(kind, "view"), kind, record_id, via="share link", link=link_id)

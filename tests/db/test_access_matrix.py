@@ -19,9 +19,10 @@ from core.access import audit
 from core.attention.comparison import compare
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS, Role, Viewer
+from core.domain.owned import RecordKind
 from core.store import analyses as library
 from core.store import comparisons as compare_store
-from core.store import sharing
+from core.store import owned, sharing
 from core.store.analyses import HistoryQuery
 from db.models import Annotation, ShareLink, Visualization, utcnow
 from tests.db.conftest import UserFactory
@@ -68,7 +69,7 @@ def world(session: Session, make_user: UserFactory) -> tuple[World, dict[str, Vi
     target = save(session, owner, "the private target text", title="target")
     other = save(session, owner, "another private analysis", title="other")
     trashed = save(session, owner, "in the trash", title="trashed")
-    library.delete_saved(session=session, viewer=owner, visualization_id=trashed.id)
+    owned.delete(session=session, viewer=owner, kind=RecordKind.ANALYSIS, record_id=trashed.id)
     annotation = library.annotate(
         session=session, viewer=owner, visualization_id=target.id, values={"body": "n"}
     )
@@ -110,7 +111,7 @@ def _view(session: Session, w: World, v: Visitor) -> bool:
     if v.token is not None:
         sharing.open_shared(session=session, record_id=w.target.id, token=v.token, now=utcnow())
     else:
-        library.open_saved(session=session, viewer=v.viewer, visualization_id=w.target.id)
+        owned.open_readable(session=session, viewer=v.viewer, kind=RecordKind.ANALYSIS, record_id=w.target.id)
     return True
 
 
@@ -160,9 +161,9 @@ PATHS: dict[str, Path] = {
     "edit_annotation": _call(
         library.edit_annotation, annotation_id=lambda w: w.annotation.id, values={"body": "changed"}
     ),
-    "delete": _call(library.delete_saved, visualization_id=_target),
-    "restore": _call(library.restore_saved, visualization_id=lambda w: w.trashed.id),
-    "make_public": _call(sharing.set_public, record_id=_target, public=True),
+    "delete": _call(owned.delete, kind=RecordKind.ANALYSIS, record_id=_target),
+    "restore": _call(owned.restore, kind=RecordKind.ANALYSIS, record_id=lambda w: w.trashed.id),
+    "make_public": _call(owned.set_public, kind=RecordKind.ANALYSIS, record_id=_target, public=True),
     "create_link": _call(sharing.create_link, record_id=_target, expires_in_days=7, now=utcnow()),
     "revoke_link": _call(sharing.revoke_link, record_id=_target, link_id=lambda w: w.live_link, now=utcnow()),
     "save_new": _call(library.save_analysis, analysis=make_analysis("fresh"), title="", tags=""),

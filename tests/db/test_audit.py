@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from core.access import audit, auth
 from core.domain.identity import ANONYMOUS
+from core.domain.owned import RecordKind
 from core.store import analyses as library
-from core.store import batch, sharing
+from core.store import owned, sharing
 from db.audit import AuditFilters, AuditRow
 from db.models import AuditEvent, Job, utcnow
 from tests.db.conftest import UserFactory
@@ -82,8 +83,8 @@ def test_owners_see_the_events_of_their_jobs_datasets_and_atlases(
     owner, other = make_user("owner"), make_user("other")
     dataset = _upload(session, owner)
     atlas_id = _atlas(session, owner, dataset)
-    batch.set_atlas_public(session=session, viewer=owner, atlas_id=atlas_id, public=True)
-    batch.delete_dataset(session=session, viewer=owner, dataset_id=dataset.id)
+    owned.set_public(session=session, viewer=owner, kind=RecordKind.ATLAS, record_id=atlas_id, public=True)
+    owned.delete(session=session, viewer=owner, kind=RecordKind.DATASET, record_id=dataset.id)
     jobs = [Job(kind="atlas", owner_id=user.user_id) for user in (owner, other)]
     session.add_all(jobs)
     session.flush()

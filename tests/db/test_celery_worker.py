@@ -22,6 +22,7 @@ import torch
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.attention.atlas import AtlasResult
 from core.domain.identity import Role, Viewer
 from core.domain.settings import Settings, get_settings
 from core.jobs.contract import JobStatus, RowStatus
@@ -29,7 +30,7 @@ from core.jobs.tasks import RunConfig, run_job
 from core.models.registry import Registry
 from core.service import celery_worker as celery_app
 from core.service.celery_worker import CeleryDispatcher, make_app
-from core.store import batch
+from core.store import jobs as job_store
 from db import datasets as dataset_db
 from db.models import Atlas, Job, JobEvent, JobRow, User
 from db.session import dispose_all, init_db, make_engine
@@ -181,7 +182,7 @@ def _launch(
             format="text",
             texts=list(enumerate(rows, 1)),
         )
-        job = batch.launch_atlas_job(
+        job = job_store.launch_atlas_job(
             session=session,
             viewer=viewer,
             dataset_id=dataset.id,
@@ -240,7 +241,7 @@ def test_celery_job_completes_with_the_embedded_results(
     )
     with factory() as session:
         atlases = [session.scalar(select(Atlas).where(Atlas.job_id == i)) for i in (job_id, embedded_id)]
-        celery_result, embedded_result = (batch.atlas_result(a) for a in atlases)
+        celery_result, embedded_result = (AtlasResult.from_json(a.result) for a in atlases)
     for name, values in celery_result.means.items():
         np.testing.assert_allclose(values, embedded_result.means[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
@@ -254,7 +255,7 @@ def test_cancel_mid_job(
     dispatcher.submit(job_id)
     _wait(factory, job_id, lambda j: j.rows_done >= 10)
     with factory.begin() as session:
-        batch.cancel_job(session=session, viewer=viewer, job_id=job_id)
+        job_store.cancel_job(session=session, viewer=viewer, job_id=job_id)
         asked_at = session.get(Job, job_id).rows_done
     job = _wait(factory, job_id, lambda j: j.status is JobStatus.CANCELLED)
     assert job.rows_done <= asked_at + 2 < 300

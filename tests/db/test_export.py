@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.attention import compact as compact_codec
+from core.domain.owned import RecordKind
 from core.store import analyses as library
-from core.store import export
+from core.store import export, owned
 from core.store.export import ImportFileError
 from core.store.offline_viewer import script_json
 from core.store.records import analysis_from_record
@@ -72,7 +73,7 @@ def test_round_trip_is_equal(session: Session, make_user: UserFactory, exported:
     new_id = library.import_json(session=session, viewer=bob, data=data)
     again = library.export_json(session=session, viewer=bob, visualization_id=new_id)
     assert _stable(json.loads(again)) == _stable(json.loads(data))
-    imported = library.open_saved(session=session, viewer=bob, visualization_id=new_id)
+    imported = owned.open_readable(session=session, viewer=bob, kind=RecordKind.ANALYSIS, record_id=new_id)
     assert imported.owner_id == bob.user_id and not imported.is_public
     assert [n.author_id for n in imported.annotations] == [bob.user_id] * 2
     original, copy_ = analysis_from_record(record), analysis_from_record(imported)

@@ -15,13 +15,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from core.attention import atlas
+from core.attention.atlas import AtlasResult
 from core.domain.identity import Role, Viewer
 from core.jobs import atlas_rows, tasks, webhook
 from core.jobs.contract import JobStatus, RowStatus, TransientError
 from core.jobs.retry import RetryPolicy
 from core.jobs.tasks import RunConfig, run_job
 from core.models.huggingface.adapter import HuggingFaceModel
-from core.store import batch
+from core.store import jobs as job_store
 from db import jobs as jobs_db
 from db.models import Atlas, Job, JobRow, utcnow
 from tests.core.tiny import tiny_model
@@ -79,7 +80,7 @@ def test_job_completes_with_the_right_atlas(factory: sessionmaker, loaded: Huggi
     with factory() as session:
         saved = session.get(Atlas, job.result["atlas_id"])
         assert saved is not None and saved.rows_used == 7 and saved.owner_id == job.owner_id
-        result = batch.atlas_result(saved)
+        result = AtlasResult.from_json(saved.result)
     np.testing.assert_allclose(
         result.means["entropy"], expected[atlas.ATLAS_STATS.index("entropy")], rtol=1e-5
     )
@@ -102,7 +103,9 @@ def test_cancel_stops_within_a_row_and_resume_finishes(
         calls.append(1)
         if len(calls) == 3:
             with factory.begin() as session:
-                assert batch.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.RUNNING
+                assert (
+                    job_store.cancel_job(session=session, viewer=viewer, job_id=job_id) is JobStatus.RUNNING
+                )
         return atlas_rows.row_head_scores(model, ids)
 
     assert _run(factory, job_id, loaded, scorer=scorer) is JobStatus.CANCELLED
@@ -112,9 +115,9 @@ def test_cancel_stops_within_a_row_and_resume_finishes(
     kinds = event_kinds(factory, job_id)
     assert "cancel requested" in kinds and kinds[-1] == "cancelled"
     with factory.begin() as session, pytest.raises(ValueError, match="already finished"):
-        batch.cancel_job(session=session, viewer=viewer, job_id=job_id)
+        job_store.cancel_job(session=session, viewer=viewer, job_id=job_id)
     with factory.begin() as session:
-        batch.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60)
+        job_store.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60)
     calls.clear()
     assert _run(factory, job_id, loaded) is JobStatus.COMPLETED
     _assert_each_row_once(factory, job_id, 10)
@@ -125,7 +128,7 @@ def test_cancel_while_queued(factory: sessionmaker, loaded: HuggingFaceModel) ->
     job_id = seed_job(factory, texts(2), loaded)
     with factory.begin() as session:
         assert (
-            batch.cancel_job(session=session, viewer=_owner(factory, job_id), job_id=job_id)
+            job_store.cancel_job(session=session, viewer=_owner(factory, job_id), job_id=job_id)
             is JobStatus.CANCELLED
         )
     assert _run(factory, job_id, loaded) is JobStatus.CANCELLED
@@ -181,7 +184,7 @@ def test_a_failing_row_is_recorded_and_the_job_goes_on(
     failed = {r.error: r.attempts for r in job_rows(factory, job_id) if r.status is RowStatus.FAILED}
     assert failed == {"ValueError: bad row": 1, "TimeoutError: never answers": 3}
     with factory() as session:
-        view = batch.job_view(session=session, viewer=_owner(factory, job_id), job_id=job_id, lease_s=60)
+        view = job_store.job_view(session=session, viewer=_owner(factory, job_id), job_id=job_id, lease_s=60)
     assert [position for position, _, _ in view.failed_rows] == [1, 3]
     assert event_kinds(factory, job_id).count("row failed") == 2
 
@@ -196,7 +199,7 @@ def test_every_row_failing_fails_the_job_resumably(factory: sessionmaker, loaded
     assert _run(factory, job_id, loaded, scorer=broken) is JobStatus.FAILED
     assert "every row failed; the first: RuntimeError: model on fire" in _job(factory, job_id).error
     with factory.begin() as session:
-        job = batch.resume_job(session=session, viewer=_owner(factory, job_id), job_id=job_id, lease_s=60)
+        job = job_store.resume_job(session=session, viewer=_owner(factory, job_id), job_id=job_id, lease_s=60)
         assert job.status is JobStatus.QUEUED and job.rows_failed == 0
     assert _run(factory, job_id, loaded) is JobStatus.COMPLETED
     assert "resumed" in event_kinds(factory, job_id)
@@ -419,7 +422,7 @@ def test_progress_and_eta(factory: sessionmaker, loaded: HuggingFaceModel) -> No
                 session=session, job_id=job_id, row_id=row_id, worker="w", status=RowStatus.DONE, attempts=1
             )
         job = jobs_db.refresh_counts(session=session, job_id=job_id)
-        progress = batch.progress(session=session, job=job)
+        progress = job_store.progress(session=session, job=job)
     assert (progress.done, progress.total, progress.fraction) == (2, 4, 0.5)
     assert progress.eta_s == pytest.approx(10.0, rel=0.2)  # 2 rows in ~10 s, 2 to go
 

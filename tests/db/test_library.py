@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from core.domain.errors import HeadlightError, NotFoundError, StorageError
 from core.domain.identity import Role
+from core.domain.owned import RecordKind
 from core.domain.settings import get_settings
 from core.store import analyses as library
-from core.store import transaction
+from core.store import owned, transaction
 from core.store.analyses import HistoryQuery
 from db import purge as purge_command
 from db import session as db_session
@@ -30,7 +31,7 @@ def test_save_sets_defaults_tags_and_audit(session: Session, make_user: UserFact
     record_id = library.save_analysis(
         session=session, viewer=alice, analysis=make_analysis(text), title="  ", tags=" Geo ,  big  DATA,geo,"
     )
-    record = library.open_saved(session=session, viewer=alice, visualization_id=record_id)
+    record = owned.open_readable(session=session, viewer=alice, kind=RecordKind.ANALYSIS, record_id=record_id)
     assert record.title.endswith("…") and len(record.title) <= library.DEFAULT_TITLE_CHARS
     assert record.tag_names == ["big data", "geo"]
     assert not record.is_public
@@ -57,14 +58,14 @@ def test_soft_delete_restore_and_purge(session: Session, make_user: UserFactory)
     recent = save(session, alice, "recent zebra text")
     library.annotate(session=session, viewer=alice, visualization_id=old.id, values={"body": "gone soon"})
     for record in (old, recent):
-        library.delete_saved(session=session, viewer=alice, visualization_id=record.id)
+        owned.delete(session=session, viewer=alice, kind=RecordKind.ANALYSIS, record_id=record.id)
     assert library.search_history(session=session, viewer=alice, query=HistoryQuery(text="zebra")).total == 0
     with pytest.raises(NotFoundError):
-        library.delete_saved(session=session, viewer=alice, visualization_id=old.id)
-    library.restore_saved(session=session, viewer=alice, visualization_id=recent.id)
+        owned.delete(session=session, viewer=alice, kind=RecordKind.ANALYSIS, record_id=old.id)
+    owned.restore(session=session, viewer=alice, kind=RecordKind.ANALYSIS, record_id=recent.id)
     assert library.search_history(session=session, viewer=alice, query=HistoryQuery(text="zebra")).total == 1
     with pytest.raises(NotFoundError, match="Trash"):
-        library.restore_saved(session=session, viewer=alice, visualization_id=recent.id)
+        owned.restore(session=session, viewer=alice, kind=RecordKind.ANALYSIS, record_id=recent.id)
 
     old.deleted_at = utcnow() - timedelta(days=40)
     comparison = Comparison(

@@ -9,7 +9,9 @@ from core.access import permissions
 from core.access.permissions import Scope
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS, Role, Viewer
+from core.domain.owned import RecordKind
 from core.store import analyses as library
+from core.store import owned
 from core.store.analyses import HistoryQuery
 from db.models import Grant, Visualization, VisualizationTag, utcnow
 from tests.db.conftest import UserFactory
@@ -48,7 +50,7 @@ def world(session: Session, make_user: UserFactory) -> tuple[dict[str, Viewer], 
             granted_by=owner.user_id,
         )
     )
-    library.delete_saved(session=session, viewer=owner, visualization_id=records["deleted"].id)
+    owned.delete(session=session, viewer=owner, kind=RecordKind.ANALYSIS, record_id=records["deleted"].id)
     session.flush()
     return viewers, records
 
@@ -65,11 +67,16 @@ def test_reads_match_the_matrix_in_python_and_sql(session: Session, world: tuple
     for name, record in records.items():
         if name in readable:
             assert (
-                library.open_saved(session=session, viewer=viewer, visualization_id=record.id).id == record.id
+                owned.open_readable(
+                    session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=record.id
+                ).id
+                == record.id
             )
         else:
             with pytest.raises(NotFoundError, match="not found"):
-                library.open_saved(session=session, viewer=viewer, visualization_id=record.id)
+                owned.open_readable(
+                    session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=record.id
+                )
 
 
 @pytest.mark.parametrize("who", list(MATRIX))
@@ -80,17 +87,17 @@ def test_writes_match_the_matrix(session: Session, world: tuple, who: str) -> No
     assert {n for n, r in records.items() if permissions.can_write(viewer, r)} == writable
     target = records["public"]
     if "public" in writable:
-        library.delete_saved(session=session, viewer=viewer, visualization_id=target.id)
-        library.restore_saved(session=session, viewer=viewer, visualization_id=target.id)
+        owned.delete(session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=target.id)
+        owned.restore(session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=target.id)
     else:
         with pytest.raises(PermissionDeniedError):
-            library.delete_saved(session=session, viewer=viewer, visualization_id=target.id)
+            owned.delete(session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=target.id)
     deleted = records["deleted"]
     if "deleted" in writable:
-        library.restore_saved(session=session, viewer=viewer, visualization_id=deleted.id)
+        owned.restore(session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=deleted.id)
     else:
         with pytest.raises(NotFoundError):
-            library.restore_saved(session=session, viewer=viewer, visualization_id=deleted.id)
+            owned.restore(session=session, viewer=viewer, kind=RecordKind.ANALYSIS, record_id=deleted.id)
 
 
 @pytest.mark.parametrize("who", ["grantee_viewer", "guest", "anonymous"])

@@ -16,8 +16,9 @@ from core.access import permissions
 from core.domain.analysis import GenerationParams
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import Role, Viewer
+from core.domain.owned import RecordKind
 from core.ops import drift
-from core.store import model_analytics, presets
+from core.store import model_analytics, owned, presets
 from core.store.model_analytics import DriftWindows
 from core.store.presets import GenerateSettings, GenerateView, PresetError
 from core.store.request_log import RequestEntry, RequestLog
@@ -105,7 +106,7 @@ def test_sharing_favourites_duplicate_and_permissions(session: Session, make_use
     assert presets.list_presets(session=session, viewer=bob) == []
     with pytest.raises(NotFoundError):
         presets.load_settings(session=session, viewer=bob, preset_id=preset_id)
-    presets.set_public(session=session, viewer=alice, preset_id=preset_id, public=True)
+    owned.set_public(session=session, viewer=alice, kind=RecordKind.PRESET, record_id=preset_id, public=True)
     assert [i.id for i in presets.list_presets(session=session, viewer=viewer)] == [preset_id]
     with pytest.raises(PermissionDeniedError):
         presets.update_preset(session=session, viewer=bob, preset_id=preset_id, name="mine now")
@@ -123,7 +124,7 @@ def test_sharing_favourites_duplicate_and_permissions(session: Session, make_use
     )
     presets.update_preset(session=session, viewer=admin, preset_id=preset_id, name="  Renamed   by admin ")
     assert presets.list_presets(session=session, viewer=alice)[0].name == "Renamed by admin"
-    presets.delete_preset(session=session, viewer=alice, preset_id=preset_id)
+    owned.delete(session=session, viewer=alice, kind=RecordKind.PRESET, record_id=preset_id)
     assert [i.id for i in presets.list_presets(session=session, viewer=viewer)] == []
     with pytest.raises(PresetError, match="name"):
         _create(session, alice, name="   ")
@@ -281,7 +282,7 @@ def test_preset_filter_and_can_read_preset_agree(session: Session, make_user: Us
     for public, deleted in itertools.product((False, True), (False, True)):
         preset_id = _create(session, owner, name=f"p{public}{deleted}", is_public=public)
         if deleted:
-            presets.delete_preset(session=session, viewer=owner, preset_id=preset_id)
+            owned.delete(session=session, viewer=owner, kind=RecordKind.PRESET, record_id=preset_id)
         ids[(public, deleted)] = preset_id
     for viewer in (owner, other, admin, guest, visitor):
         listed = set(session.scalars(select(Preset.id).where(permissions.preset_filter(viewer))))

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from core.access.permissions import Scope
 from core.domain.identity import Role, Viewer
+from core.domain.owned import RecordKind
 from core.store import analyses as library
+from core.store import owned
 from core.store.analyses import HistoryQuery
 from db import search
 from db.models import Grant, Visualization
@@ -251,8 +253,8 @@ def test_bad_cursors_are_refused(session: Session, make_user: UserFactory) -> No
 def test_trash_lists_only_my_deleted(session: Session, corpus: dict, make_user: UserFactory) -> None:
     """The Trash shows the viewer's soft-deleted rows; search and filters apply there too."""
     alice, bob, rows = corpus["alice"], corpus["bob"], corpus["rows"]
-    library.delete_saved(session=session, viewer=alice, visualization_id=rows["geo"].id)
-    library.delete_saved(session=session, viewer=bob, visualization_id=rows["bob_public"].id)
+    owned.delete(session=session, viewer=alice, kind=RecordKind.ANALYSIS, record_id=rows["geo"].id)
+    owned.delete(session=session, viewer=bob, kind=RecordKind.ANALYSIS, record_id=rows["bob_public"].id)
     assert titles(session, alice, trash=True) == {"Geography probe"}
     assert titles(session, alice, trash=True, text="paris") == {"Geography probe"}
     assert "Geography probe" not in titles(session, alice)

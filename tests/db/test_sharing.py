@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS
+from core.domain.owned import RecordKind
 from core.service.rate_limit import RateLimiter
-from core.store import analyses as library
-from core.store import sharing
+from core.store import owned, sharing
 from db.models import AuditEvent, ShareLink, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.helpers import save
@@ -22,7 +22,9 @@ from tests.db.helpers import save
 
 def missing_message(session: Session, visualization_id: int) -> str:
     with pytest.raises(NotFoundError) as caught:
-        library.open_saved(session=session, viewer=ANONYMOUS, visualization_id=visualization_id)
+        owned.open_readable(
+            session=session, viewer=ANONYMOUS, kind=RecordKind.ANALYSIS, record_id=visualization_id
+        )
     return str(caught.value)
 
 
@@ -75,7 +77,7 @@ def test_expiry_and_deletion_end_a_link(session: Session, make_user: UserFactory
         sharing.open_shared(
             session=session, record_id=record.id, token=link.token, now=now + timedelta(days=2)
         )
-    library.delete_saved(session=session, viewer=owner, visualization_id=record.id)
+    owned.delete(session=session, viewer=owner, kind=RecordKind.ANALYSIS, record_id=record.id)
     with pytest.raises(NotFoundError):
         sharing.open_shared(session=session, record_id=record.id, token=link.token, now=now)
 
@@ -114,12 +116,25 @@ def test_bad_expiry_is_refused(session: Session, make_user: UserFactory) -> None
 def test_public_switch_is_audited_and_owner_only(session: Session, make_user: UserFactory) -> None:
     owner, other = make_user("owner"), make_user("other")
     record = save(session, owner, "shared text")
-    sharing.set_public(session=session, viewer=owner, record_id=record.id, public=True)
-    sharing.set_public(session=session, viewer=owner, record_id=record.id, public=True)
-    assert library.open_saved(session=session, viewer=ANONYMOUS, visualization_id=record.id).id == record.id
+    owned.set_public(
+        session=session, viewer=owner, kind=RecordKind.ANALYSIS, record_id=record.id, public=True
+    )
+    owned.set_public(
+        session=session, viewer=owner, kind=RecordKind.ANALYSIS, record_id=record.id, public=True
+    )
+    assert (
+        owned.open_readable(
+            session=session, viewer=ANONYMOUS, kind=RecordKind.ANALYSIS, record_id=record.id
+        ).id
+        == record.id
+    )
     with pytest.raises(PermissionDeniedError):  # reads it (public) but cannot change it
-        sharing.set_public(session=session, viewer=other, record_id=record.id, public=False)
-    sharing.set_public(session=session, viewer=owner, record_id=record.id, public=False)
+        owned.set_public(
+            session=session, viewer=other, kind=RecordKind.ANALYSIS, record_id=record.id, public=False
+        )
+    owned.set_public(
+        session=session, viewer=owner, kind=RecordKind.ANALYSIS, record_id=record.id, public=False
+    )
     actions = session.scalars(
         select(AuditEvent.action).where(AuditEvent.target_id == record.id).order_by(AuditEvent.id)
     ).all()

@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from core.access.permissions import Scope
 from core.domain.errors import NotFoundError, PermissionDeniedError
 from core.domain.identity import ANONYMOUS, Role
+from core.domain.owned import RecordKind
 from core.store import analyses as library
 from core.store import comparisons as compare_store
-from core.store import sharing
-from core.store.sharing import RecordKind
+from core.store import owned, sharing
+from core.store.comparisons import ComparisonQuery
 from db.models import AuditEvent, utcnow
 from tests.db.conftest import UserFactory
 from tests.db.test_batch import _atlas, _upload
@@ -102,7 +103,7 @@ def test_expired_links_and_deleted_records_open_nothing(session: Session, make_u
         now=now,
         kind=RecordKind.COMPARISON,
     )
-    compare_store.delete_comparison(session=session, viewer=alice, comparison_id=record_id)
+    owned.delete(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=record_id)
     with pytest.raises(NotFoundError):
         sharing.open_shared(
             session=session, record_id=record_id, token=fresh.token, now=now, kind=RecordKind.COMPARISON
@@ -115,17 +116,21 @@ def test_public_switch_for_comparisons_is_owner_only_and_audited(
     alice, bob, admin = make_user("alice"), make_user("bob"), make_user("root", Role.ADMIN)
     record_id, _ = _save(session, alice)
     with pytest.raises(NotFoundError):
-        compare_store.open_comparison_record(session=session, viewer=ANONYMOUS, comparison_id=record_id)
-    sharing.set_public(
-        session=session, viewer=alice, record_id=record_id, public=True, kind=RecordKind.COMPARISON
-    )
-    assert compare_store.open_comparison_record(session=session, viewer=ANONYMOUS, comparison_id=record_id)
-    with pytest.raises(PermissionDeniedError):
-        sharing.set_public(
-            session=session, viewer=bob, record_id=record_id, public=False, kind=RecordKind.COMPARISON
+        owned.open_readable(
+            session=session, viewer=ANONYMOUS, kind=RecordKind.COMPARISON, record_id=record_id
         )
-    sharing.set_public(
-        session=session, viewer=admin, record_id=record_id, public=False, kind=RecordKind.COMPARISON
+    owned.set_public(
+        session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=record_id, public=True
+    )
+    assert owned.open_readable(
+        session=session, viewer=ANONYMOUS, kind=RecordKind.COMPARISON, record_id=record_id
+    )
+    with pytest.raises(PermissionDeniedError):
+        owned.set_public(
+            session=session, viewer=bob, kind=RecordKind.COMPARISON, record_id=record_id, public=False
+        )
+    owned.set_public(
+        session=session, viewer=admin, kind=RecordKind.COMPARISON, record_id=record_id, public=False
     )
     assert _actions(session, "comparison", record_id)[-2:] == ["comparison.publish", "comparison.unpublish"]
 
@@ -135,10 +140,15 @@ def test_comparisons_search_scope_trash_and_restore(session: Session, make_user:
     fox, _ = _save(session, alice, title="Fox heads")
     other, _ = _save(session, alice, title="Another pair")
     public, _ = _save(session, bob, title="bob's public one")
-    sharing.set_public(session=session, viewer=bob, record_id=public, public=True, kind=RecordKind.COMPARISON)
+    owned.set_public(session=session, viewer=bob, kind=RecordKind.COMPARISON, record_id=public, public=True)
 
     def ids(**query: object) -> list[int]:
-        return [r.id for r in compare_store.list_saved_comparisons(session=session, viewer=alice, **query)]
+        return [
+            r.id
+            for r in compare_store.list_saved_comparisons(
+                session=session, viewer=alice, query=ComparisonQuery(**query)
+            )
+        ]
 
     assert ids() == [public, other, fox]
     assert ids(scope=Scope.MINE) == [other, fox]
@@ -150,13 +160,18 @@ def test_comparisons_search_scope_trash_and_restore(session: Session, make_user:
     assert ids(limit=2) == [public, other] and ids(limit=2, offset=2) == [fox]
 
     with pytest.raises(PermissionDeniedError):
-        compare_store.delete_comparison(session=session, viewer=alice, comparison_id=public)
-    compare_store.delete_comparison(session=session, viewer=alice, comparison_id=fox)
+        owned.delete(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=public)
+    owned.delete(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=fox)
     assert ids() == [public, other] and ids(trash=True) == [fox]
-    assert [r.id for r in compare_store.list_saved_comparisons(session=session, viewer=bob, trash=True)] == []
+    assert [
+        r.id
+        for r in compare_store.list_saved_comparisons(
+            session=session, viewer=bob, query=ComparisonQuery(trash=True)
+        )
+    ] == []
     with pytest.raises(NotFoundError):
         compare_store.open_comparison(session=session, viewer=alice, comparison_id=fox)
-    compare_store.restore_comparison(session=session, viewer=alice, comparison_id=fox)
+    owned.restore(session=session, viewer=alice, kind=RecordKind.COMPARISON, record_id=fox)
     assert ids() == [public, other, fox]
     assert _actions(session, "comparison", fox)[-2:] == ["comparison.delete", "comparison.restore"]
 
