@@ -210,7 +210,7 @@ def bertviz_pages(lengths: list[int], out_dir: Path) -> dict[int, int]:
     settings = get_settings()
     loaded = AnalysisService(settings, load_registry(settings.registry_path)).load(MODEL_ID)[0]
     assert isinstance(loaded, HuggingFaceModel)
-    assets = ROOT / "core" / "render" / "assets"
+    assets = ROOT / "ui" / "assets"
     # What Headlight's offline bertviz does: d3 and jQuery as globals, require.js, named modules.
     libraries = "".join(
         f"<script>\n{(assets / name).read_text()}\n</script>\n"
