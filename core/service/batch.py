@@ -62,7 +62,7 @@ def preview_rows(*, viewer: Viewer, dataset_id: int) -> list[PreviewRow]:
 def count_tokens(texts: list[str], *, service: ModelSource, model_id: str) -> tuple[str, TokenizationStats]:
     """``(model revision, statistics)`` of one model's tokenizer over ``texts``; no database."""
     loaded, _ = service.load(model_id)
-    stats = datasets.tokenization_stats(texts, loaded.tokenizer, max_tokens=loaded.spec.max_input_tokens)
+    stats = datasets.tokenization_stats(texts, loaded, max_tokens=loaded.spec.max_input_tokens)
     return loaded.spec.revision, stats
 
 
