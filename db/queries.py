@@ -1,5 +1,5 @@
 """Reads and writes of saved records. Every function takes a keyword-only ``session`` and
-never commits: the caller wraps one user action in ``with sessionmaker.begin():``.
+never commits: a service wraps one user action in `core.store.transaction.unit_of_work`.
 
 List and get functions take a required ``readable`` WHERE clause (from
 `core.access.permissions`), so no query here can forget who is asking. History search and its

@@ -4,7 +4,7 @@
 only code that touches a transformers object. Everything crossing the boundary is plain
 Python, numpy, or (for per-layer callbacks, where a copy would cost time) torch tensors.
 
-Shapes follow the house names (`STYLE.md`): ``layer``, ``head``, ``query`` and ``key``
+Shapes follow the house names: ``layer``, ``head``, ``query`` and ``key``
 positions, ``head_dim``, ``hidden``, ``vocab``. The aliases below name a tensor's dimensions;
 the aliases are documentation (they are plain ``torch.Tensor`` / ``np.ndarray`` to a type
 checker). Every array is for one sequence: there is no batch dimension.

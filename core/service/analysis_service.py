@@ -1,7 +1,10 @@
-"""The analysis service: one entry point from a validated request to an `Analysis`.
+"""The analysis service: one entry per user action, from what was typed to an `Analysis`.
 
-Order matters: the rate limit is taken before any work, so a refused request does nothing;
-the cache is consulted before the model, so a hit never loads it.
+`submit` takes the form as typed (`AnalysisForm`); `run` a request already validated (Compare's
+sides, recompute). Order matters: everything that can refuse a request cheaply (validation,
+the model check, the token count with the tokenizer alone) comes before the rate limit, so a
+refused request spends no quota and loads nothing; the cache is consulted before the model,
+so a hit never loads it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The per-model analytics view's reads (the Metrics screen's "Models" tab), one transaction
-each, over `core.service.model_analytics`."""
+each, over `core.store.model_analytics`."""
 
 from __future__ import annotations
 

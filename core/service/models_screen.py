@@ -1,5 +1,5 @@
 """The Models screen's actions (admins only): one function per user action, each in its own
-transaction, over the session-level functions of `core.service.model_admin`.
+transaction, over the session-level functions of `core.store.model_admin`.
 
 A change and its audit event commit together; the registry is refreshed once the
 transaction has committed (`model_admin` arranges that).

@@ -1,7 +1,7 @@
 """The persisted request log: one row per analysis request, whatever its outcome.
 
-`AnalysisService.run` hands each request's outcome to `RequestLog.record`, which only puts
-it on a bounded queue: a daemon thread writes queued entries in batches, one transaction
+`AnalysisService.submit` and `.run` hand each request's outcome to `RequestLog.record`, which
+only puts it on a bounded queue: a daemon thread writes queued entries in batches, one transaction
 per batch, so a request never waits for the database. When the database is unavailable
 the batch is dropped, logged and counted (`request_log_failures_total`) and the app goes
 on; when the queue is full (the database is far behind) new entries are dropped the same
