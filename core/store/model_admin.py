@@ -5,9 +5,10 @@ Versions: a model id is ``<family>`` or ``<family>@<version>`` (`core.models.reg
 model to an existing family needs a version name; the new entry sits next to the others and
 leaves their ids, and so every saved analysis, untouched.
 
-Functions take keyword-only ``session`` (never committed here: the service of the Models
-screen, `core.service.models_screen`, wraps one action in `core.store.transaction.unit_of_work`) and ``viewer``; changes invalidate the service's registry
-snapshot when their transaction commits, so the pickers show them on the next rerun.
+Functions take keyword-only ``session`` (never committed here: the Models screen's service,
+`core.service.models_screen`, wraps one action in `core.store.transaction.unit_of_work`) and
+``viewer``; changes invalidate the service's registry snapshot when their transaction
+commits, so the pickers show them on the next rerun.
 """
 
 from __future__ import annotations
