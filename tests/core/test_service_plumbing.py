@@ -6,8 +6,6 @@ started by the test (killed mid-run to prove requests keep working).
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from core.registry import Registry
 from core.serialization import analysis_from_bytes, analysis_to_bytes
 from core.service import Actor, AnalysisService
 from core.telemetry import Telemetry
+from tests import services
 from tests.core.tiny import tiny_model
 
 TINY = tiny_model("causal", n_layers=2, n_heads=4)
@@ -98,37 +97,9 @@ def test_memory_cache_ttl_and_byte_bound() -> None:
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A private redis-server on a free port, killed at the end if still alive."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while RedisCache(url, ttl_seconds=60).ping() is False:
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.05)
-    yield url, process
-    process.kill()
-    process.wait()
+    """A private redis-server (the test kills it); without one the test skips, or fails in CI."""
+    with services.redis_server(tmp_path) as server:
+        yield server
 
 
 def _metric(name: str, labels: dict[str, str]) -> float:

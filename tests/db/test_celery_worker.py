@@ -5,9 +5,7 @@ a transient database failure retried, and a worker killed with SIGKILL then rest
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -34,43 +32,21 @@ from db import datasets as dataset_db
 from db.models import Atlas, Job, JobEvent, JobRow, Role, User
 from db.session import dispose_all, init_db, make_engine
 from tests.db.batch_helpers import FakeService, texts
+from tests.services import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "all-minilm-l6-v2"
 NODE = "w1@headlight-test"
 READY_TIMEOUT = 90
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis; without redis-server the tests that need it skip, or fail in CI."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
