@@ -22,7 +22,7 @@ from core.jobs.tasks import RunConfig, run_job
 from core.loading import LoadedModel
 from core.permissions import Viewer
 from db import jobs as jobs_db
-from db.models import Atlas, Job, JobRow, Role, utcnow
+from db.models import Atlas, DatasetRow, Job, JobRow, Role, utcnow
 from tests.core.tiny import tiny_model
 from tests.db.batch_helpers import FakeService, committing_factory, event_kinds, job_rows, seed_job, texts
 
@@ -264,24 +264,58 @@ def test_another_worker_takes_over_expired_claims(factory: sessionmaker, loaded:
 
 
 def test_two_workers_share_one_job(factory: sessionmaker, loaded: LoadedModel) -> None:
-    """Workers running the same job at once split its rows; one of them completes it."""
-    job_id = seed_job(factory, texts(24), loaded)
-    results: list[JobStatus] = []
-    barrier = threading.Barrier(2)
+    """Two workers running one job at once split its rows: both do work, every row is
+    scored exactly once by the worker that recorded it, and one of them completes the job.
+
+    Each worker's first row waits (outside the model lock) until the other has a row in
+    hand too, so both hold a claim whatever the scheduling: no timing luck involved.
+    """
+    rows = texts(24)
+    job_id = seed_job(factory, rows, loaded)
+    row_of = {tuple(atlas.row_token_ids(loaded.tokenizer, t, 24)[0]): i for i, t in enumerate(rows)}
+    assert len(row_of) == len(rows)  # the scorer can tell the rows apart by their tokens
+    both_working = threading.Barrier(2, timeout=30)
+    scored: dict[str, list[int]] = {"node-0:1": [], "node-1:1": []}
+    results: dict[str, JobStatus | BaseException] = {}
 
     def worker(name: str) -> None:
-        barrier.wait()
-        results.append(_run(factory, job_id, loaded, worker_name=name))
+        def scorer(model: LoadedModel, ids: list[int]) -> np.ndarray:
+            if not scored[name]:
+                both_working.wait()
+            scored[name].append(row_of[tuple(ids)])
+            return atlas.row_head_scores(model, ids)
 
-    threads = [threading.Thread(target=worker, args=(f"node-{i}:1",)) for i in range(2)]
+        try:
+            results[name] = _run(factory, job_id, loaded, worker_name=name, scorer=scorer)
+        except BaseException as exc:  # reported below, not lost in the thread
+            results[name] = exc
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in scored]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert JobStatus.COMPLETED in results and len(results) == 2
-    _assert_each_row_once(factory, job_id, 24)
+    assert not any(thread.is_alive() for thread in threads)
+    assert all(isinstance(status, JobStatus) for status in results.values()), results
+    assert JobStatus.COMPLETED in results.values() and len(results) == 2
     assert event_kinds(factory, job_id).count("completed") == 1
-    assert len({r.worker for r in job_rows(factory, job_id)}) >= 1
+    _assert_each_row_once(factory, job_id, 24)
+
+    # Both workers did work: at least the claim each held when they met at the barrier.
+    assert all(len(done) >= FAST.claim_rows for done in scored.values()), scored
+    # No row scored twice, none missed: the two workers' rows partition the dataset.
+    assert sorted(scored["node-0:1"] + scored["node-1:1"]) == list(range(24))
+    assert not set(scored["node-0:1"]) & set(scored["node-1:1"])
+    # Each row is recorded under the worker that scored it.
+    with factory() as session:
+        recorded = session.execute(
+            select(JobRow.worker, DatasetRow.position)
+            .join(DatasetRow, DatasetRow.id == JobRow.row_id)
+            .where(JobRow.job_id == job_id)
+        ).all()
+    assert {name: sorted(p for w, p in recorded if w == name) for name in scored} == {
+        name: sorted(done) for name, done in scored.items()
+    }
 
 
 def test_recover_requeues_stale_and_lost_jobs(factory: sessionmaker, loaded: LoadedModel) -> None:
