@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from core import atlas, batch
+from core.errors import HeadlightError
 from core.jobs import tasks, webhook
 from core.jobs.contract import JobStatus, RowStatus, TransientError
 from core.jobs.retry import RetryPolicy
@@ -422,33 +423,92 @@ def test_webhook_without_a_secret_is_not_sent(factory: sessionmaker, loaded: Loa
     assert receiver.calls == [] and "no HEADLIGHT_WEBHOOK_SECRET" in _events_text(factory, job_id)
 
 
-def test_progress_and_eta(factory: sessionmaker, loaded: LoadedModel) -> None:
-    """The ETA follows the recent pace; finished jobs have none."""
-    job_id = seed_job(factory, texts(4), loaded)
+# A fixed "now" for the fake clocks below: nothing depends on when the test runs.
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> Callable[[], datetime]:
+    """A clock standing ``seconds`` after `NOW`."""
+    return lambda: NOW + timedelta(seconds=seconds)
+
+
+def _finish_rows(factory: sessionmaker, job_id: int, finished_ago_s: list[float]) -> None:
+    """Mark the job running and one row done per entry, finished that many seconds before `NOW`."""
     with factory.begin() as session:
-        now = utcnow()
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status=JobStatus.RUNNING, started_at=now - timedelta(seconds=10))
-        )
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.RUNNING))
         job = session.get(Job, job_id)
         rows = jobs_db.claim_rows(
             session=session,
             job=job,
             dataset_id=job.params["dataset_id"],
             worker="w",
-            limit=2,
-            stale_before=now,
+            limit=len(finished_ago_s),
+            stale_before=NOW,
         )
-        for row_id, _ in rows:
+        for (row_id, _), ago in zip(rows, finished_ago_s, strict=True):
             jobs_db.record_row(
                 session=session, job_id=job_id, row_id=row_id, worker="w", status=RowStatus.DONE, attempts=1
             )
-        job = jobs_db.refresh_counts(session=session, job_id=job_id)
-        progress = batch.progress(session=session, job=job)
-    assert (progress.done, progress.total, progress.fraction) == (2, 4, 0.5)
-    assert progress.eta_s == pytest.approx(10.0, rel=0.2)  # 2 rows in ~10 s, 2 to go
+            session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == job_id, JobRow.row_id == row_id)
+                .values(finished_at=NOW - timedelta(seconds=ago))
+            )
+        jobs_db.refresh_counts(session=session, job_id=job_id)
+
+
+def _progress(factory: sessionmaker, job_id: int, clock: Callable[[], datetime]) -> batch.JobProgress:
+    with factory() as session:
+        return batch.progress(session=session, job=session.get(Job, job_id), clock=clock)
+
+
+def test_progress_and_eta(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """The ETA follows the pace since the start, or over the last `ETA_WINDOW_S` once the job
+    is older, by the injected clock; no pace, no ETA; finished jobs have none."""
+    window = batch.ETA_WINDOW_S
+    young = seed_job(factory, texts(6), loaded)
+    _finish_rows(factory, young, [8.0, 3.0])
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == young).values(started_at=NOW - timedelta(seconds=10)))
+    progress = _progress(factory, young, _at(0))
+    assert (progress.done, progress.total, progress.fraction) == (2, 6, pytest.approx(1 / 3))
+    assert progress.eta_s == pytest.approx(20.0)  # 2 rows in the 10 s since the start, 4 to go
+
+    old = seed_job(factory, texts(6), loaded)
+    _finish_rows(factory, old, [1800.0, window - 1, 60.0, 1.0])  # the first is older than the window
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == old).values(started_at=NOW - timedelta(hours=1)))
+    assert _progress(factory, old, _at(0)).eta_s == pytest.approx(2 * window / 3)  # 3 recent rows, 2 to go
+    assert _progress(factory, old, _at(window)).eta_s is None  # nothing finished in the last window
+
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == old).values(status=JobStatus.COMPLETED))
+    assert _progress(factory, old, _at(0)).eta_s is None
+
+
+def test_a_silent_running_job_stalls_after_a_lease(factory: sessionmaker, loaded: LoadedModel) -> None:
+    """A running job is stalled once no worker has reported for a lease (by the injected
+    clock); only then may its owner resume it."""
+    job_id = seed_job(factory, texts(2), loaded)
+    with factory.begin() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.RUNNING, started_at=NOW, heartbeat_at=NOW, worker="w:1")
+        )
+    viewer = _owner(factory, job_id)
+    for seconds, stalled in ((59, False), (61, True)):
+        with factory() as session:
+            view = batch.job_view(
+                session=session, viewer=viewer, job_id=job_id, lease_s=60, clock=_at(seconds)
+            )
+        assert view.stalled is stalled
+    with factory.begin() as session, pytest.raises(HeadlightError, match="needs no resume"):
+        batch.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60, clock=_at(59))
+    with factory.begin() as session:
+        job = batch.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60, clock=_at(61))
+        assert job.status is JobStatus.QUEUED
+    assert event_kinds(factory, job_id)[-1] == "interrupted"
 
 
 def test_claims_never_overlap(factory: sessionmaker, loaded: LoadedModel) -> None:
