@@ -83,16 +83,20 @@ def test_memory_cache_hit_is_identical_and_skips_the_model(settings: Settings) -
 
 
 def test_memory_cache_ttl_and_byte_bound() -> None:
-    """Entries expire after the TTL; the oldest go first when bytes run out."""
-    cache = MemoryCache(ttl_seconds=1, max_bytes=10)
+    """Entries expire after the TTL (by the cache's clock, faked here); the oldest go first
+    when bytes run out."""
+    now = [100.0]
+    cache = MemoryCache(ttl_seconds=1, max_bytes=10, clock=lambda: now[0])
     cache.set("a", b"12345")
     cache.set("b", b"12345")
     cache.set("c", b"123")
     assert cache.get("a") is None and cache.get("b") == b"12345"
     cache.set("huge", b"x" * 11)
     assert cache.get("huge") is None
-    time.sleep(1.1)
-    assert cache.get("b") is None
+    now[0] += 1.0
+    assert cache.get("b") == b"12345"  # expires after the TTL, not at it
+    now[0] += 0.01
+    assert cache.get("b") is None and cache.get("c") is None
 
 
 @pytest.fixture
