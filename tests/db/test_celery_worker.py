@@ -109,6 +109,18 @@ class Worker:
             "the Celery worker did not start:\n" + self.log.read_text(errors="replace")[-3000:]
         )
 
+    def log_count(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+    def wait_for_log(self, text: str, more_than: int, timeout: float = 60.0) -> None:
+        """Until ``text`` is in the worker's log more than ``more_than`` times (a process:
+        polled, with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while self.log_count(text) <= more_than:
+            assert time.monotonic() < deadline, f"the worker never logged {text!r}"
+            assert self.process is not None and self.process.poll() is None, "the worker died"
+            time.sleep(0.1)
+
     def kill(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
@@ -240,16 +252,17 @@ def test_cancel_mid_job(
 def test_transient_database_failure_is_retried(
     worker: Worker, dispatcher: CeleryDispatcher, database, viewer: Viewer, registry, settings
 ) -> None:
-    """With the database locked for longer than its busy timeout, the worker's write fails,
-    is retried with backoff, and the job completes with every row once."""
+    """With the database locked until the worker's write has failed (past its 5 s busy
+    timeout), the write is retried with backoff, and the job completes with every row once."""
     url, factory = database
     job_id = _launch(factory, viewer, texts(60), registry, settings)
     dispatcher.submit(job_id)
     _wait(factory, job_id, lambda j: j.rows_done >= 5)
+    retry_line = f"job {job_id} on {NODE}:"
     blocker = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
-        time.sleep(6.0)  # the worker's busy timeout is 5 s
+        worker.wait_for_log(retry_line, more_than=0)  # the write failed; a retry is due
     finally:
         blocker.rollback()
         blocker.close()
