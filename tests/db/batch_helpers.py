@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import ModelDisabledError
@@ -17,7 +17,7 @@ from core.loading import LoadedModel
 from core.registry import ModelSpec
 from db import datasets as dataset_db
 from db import jobs as jobs_db
-from db.models import JobEvent, JobRow, Role, User
+from db.models import Job, JobEvent, JobRow, Role, User
 from db.session import init_db, make_engine
 
 
@@ -43,6 +43,17 @@ def committing_factory(
         engine.dispose()
         if url is not None:
             server.drop(url)
+
+
+def without_jobs(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """``factory`` after deleting every job (rows and events go with them).
+
+    A module's tests share one committing database, and recovery and the runners look at
+    every job in it: each test starts from none, whatever ran before it.
+    """
+    with factory.begin() as session:
+        session.execute(delete(Job))
+    return factory
 
 
 class FakeService:

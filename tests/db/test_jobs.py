@@ -25,16 +25,30 @@ from core.permissions import Viewer
 from db import jobs as jobs_db
 from db.models import Atlas, DatasetRow, Job, JobRow, Role, utcnow
 from tests.core.tiny import tiny_model
-from tests.db.batch_helpers import FakeService, committing_factory, event_kinds, job_rows, seed_job, texts
+from tests.db.batch_helpers import (
+    FakeService,
+    committing_factory,
+    event_kinds,
+    job_rows,
+    seed_job,
+    texts,
+    without_jobs,
+)
 
 FAST = RunConfig(claim_rows=3, pause_s=0.0, retry=RetryPolicy(attempts=3, base_s=0.01, max_s=0.02))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def factory(
+def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[sessionmaker]:
     yield from committing_factory(request, tmp_path_factory)
+
+
+@pytest.fixture
+def factory(database: sessionmaker) -> sessionmaker:
+    """The module's database with no job left by an earlier test."""
+    return without_jobs(database)
 
 
 @pytest.fixture(scope="module")

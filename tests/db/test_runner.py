@@ -18,7 +18,7 @@ from core.loading import LoadedModel
 from db import jobs as jobs_db
 from db.models import Job, utcnow
 from tests.core.tiny import tiny_model
-from tests.db.batch_helpers import FakeService, committing_factory, job_rows, seed_job, texts
+from tests.db.batch_helpers import FakeService, committing_factory, job_rows, seed_job, texts, without_jobs
 
 CONFIG = RunConfig(claim_rows=2, pause_s=0.005, retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.01))
 # How long a test waits for the runner's thread before failing (it takes well under a second).
@@ -26,10 +26,16 @@ TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def factory(
+def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[sessionmaker]:
     yield from committing_factory(request, tmp_path_factory)
+
+
+@pytest.fixture
+def factory(database: sessionmaker) -> sessionmaker:
+    """The module's database with no job left by an earlier test."""
+    return without_jobs(database)
 
 
 @pytest.fixture(scope="module")
