@@ -23,11 +23,29 @@ os.environ.setdefault("HEADLIGHT_SHARE_LINK_LIMIT", "1000/minute")
 # never write a development key into the project's data directory.
 os.environ.setdefault("HEADLIGHT_COOKIE_KEY", secrets.token_urlsafe(48))
 
+from collections.abc import Iterator
+
 import pytest
 
 from core.domain.settings import Settings, get_settings
 from core.models.registry import Registry, load_registry
 from core.service.analysis_service import AnalysisService
+from db.session import dispose_all
+
+
+@pytest.fixture(autouse=True)
+def _no_process_state_from_other_tests() -> Iterator[None]:
+    """Whatever order tests run in, each starts with settings read from the real
+    environment and no database engine cached by `db.session.get_sessionmaker`.
+
+    Runs outside every other fixture: by the time it tears down, monkeypatched variables
+    (``DATABASE_URL``, ...) are restored, so the settings cache is cleared after the fact,
+    and engines a test cached for its own databases are closed and forgotten.
+    """
+    get_settings.cache_clear()
+    yield
+    dispose_all()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,14 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from core.domain.settings import Settings
 from core.jobs import tasks
+from core.jobs.contract import JobStatus
 from core.jobs.tasks import ModelSource, RunConfig, SessionFactory
 from db import jobs as jobs_db
 
@@ -52,7 +55,12 @@ def _lower_priority() -> None:
 
 
 class EmbeddedRunner:
-    """Runs jobs on one daemon thread of this process. Start it once per process."""
+    """Runs jobs on one daemon thread of this process. Start it once per process.
+
+    ``sleep`` is what `tasks.run_job` waits with (the pause between rows, retry backoff);
+    ``on_finished(job_id, status)`` is called on the runner's thread after each run of a
+    job. Both let tests follow the runner without timing it.
+    """
 
     backend = "embedded"
 
@@ -64,11 +72,15 @@ class EmbeddedRunner:
         config: RunConfig | None = None,
         poll_s: float = 2.0,
         host: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        on_finished: Callable[[int, JobStatus], None] | None = None,
     ) -> None:
         self.session_factory = session_factory
         self.service = service
         self.config = config or RunConfig()
         self.poll_s = poll_s
+        self.sleep = sleep
+        self.on_finished = on_finished
         # Names share a per-host prefix, so a restarted process reclaims its predecessor's rows.
         self.prefix = f"embedded@{host or socket.gethostname()}:"
         self.worker_name = f"{self.prefix}{os.getpid()}"
@@ -132,13 +144,16 @@ class EmbeddedRunner:
                     self._wake.clear()
                     continue
                 self.current_job = job_id
-                tasks.run_job(
+                status = tasks.run_job(
                     job_id,
                     session_factory=self.session_factory,
                     service=self.service,
                     worker_name=self.worker_name,
                     config=self.config,
+                    sleep=self.sleep,
                 )
+                if self.on_finished is not None:
+                    self.on_finished(job_id, status)
             except Exception:  # a database outage: keep the thread, try again after a pause
                 log.exception("batch runner error")
                 self._stop.wait(self.poll_s)

@@ -134,8 +134,9 @@ class _Run:
                 return work(session)
 
         def on_retry(failures: int, delay: float, exc: BaseException) -> None:
-            # Written with the next row, once the database answers again.
+            # Written with the next row, once the database answers again; logged at once.
             message = f"database: try {failures + 1} in {delay:.2f} s after {type(exc).__name__}"
+            log.warning("job %d on %s: %s", self.job_id, self.worker, message)
             self.pending_events.append((EventKind.RETRY, message, {}))
 
         return call_with_retries(

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Protocol
 
 import redis
@@ -32,12 +33,15 @@ class ResultCache(Protocol):
 
 
 class MemoryCache:
-    """LRU bounded by total bytes, with a TTL per entry. Thread safe."""
+    """LRU bounded by total bytes, with a TTL per entry (by ``clock``, seconds). Thread safe."""
 
     backend = "memory"
 
-    def __init__(self, *, ttl_seconds: int, max_bytes: int) -> None:
+    def __init__(
+        self, *, ttl_seconds: int, max_bytes: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._ttl = ttl_seconds
+        self._clock = clock
         self._max_bytes = max_bytes
         self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
@@ -50,7 +54,7 @@ class MemoryCache:
             if entry is None:
                 return None
             expires, value = entry
-            if expires < time.monotonic():
+            if expires < self._clock():
                 self._drop(key)
                 return None
             self._entries.move_to_end(key)
@@ -62,7 +66,7 @@ class MemoryCache:
         with self._lock:
             if key in self._entries:
                 self._drop(key)
-            self._entries[key] = (time.monotonic() + self._ttl, value)
+            self._entries[key] = (self._clock() + self._ttl, value)
             self._bytes += len(value)
             while self._bytes > self._max_bytes:
                 self._drop(next(iter(self._entries)))

@@ -10,6 +10,7 @@ not see is reported as not found.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,6 +32,9 @@ from db.models import Job, utcnow
 
 # The pace behind the ETA: rows finished over this many recent seconds.
 ETA_WINDOW_S = 120.0
+
+# What the ETA and the stalled check read the time from: `utcnow`, or a fake one in tests.
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -196,10 +200,12 @@ def cancel_job(*, session: Session, viewer: Viewer, job_id: int) -> JobStatus:
     return JobStatus.RUNNING
 
 
-def resume_job(*, session: Session, viewer: Viewer, job_id: int, lease_s: float) -> Job:
+def resume_job(
+    *, session: Session, viewer: Viewer, job_id: int, lease_s: float, clock: Clock = utcnow
+) -> Job:
     """Queue a failed, cancelled or stalled job again; done rows are kept, failed rows retried."""
     job = _controlled_job(session, viewer, job_id)
-    if job.status is JobStatus.RUNNING and not _stalled(job, lease_s):
+    if job.status is JobStatus.RUNNING and not _stalled(job, lease_s, clock()):
         raise HeadlightError(f"Job #{job_id} is running; it needs no resume.")
     check_transition(job.status, JobStatus.QUEUED)
     jobs_db.delete_rows(session=session, job_id=job_id, statuses=[RowStatus.FAILED, RowStatus.CLAIMED])
@@ -226,26 +232,31 @@ def list_jobs(*, session: Session, viewer: Viewer) -> list[Job]:
     return jobs_db.list_jobs(session=session, readable=permissions.job_filter(viewer))
 
 
-def progress(*, session: Session, job: Job) -> JobProgress:
-    """Rows done / failed / total and the ETA at the recent pace."""
+def progress(*, session: Session, job: Job, clock: Clock = utcnow) -> JobProgress:
+    """Rows done / failed / total and the ETA at the recent pace (rows finished in the last
+    `ETA_WINDOW_S` before ``clock()``, or since the job started if that is later)."""
     remaining = max(0, job.rows_total - job.rows_done - job.rows_failed)
     eta = None
     if job.status is JobStatus.RUNNING:
-        since = utcnow() - timedelta(seconds=ETA_WINDOW_S)
+        now = clock()
+        since = now - timedelta(seconds=ETA_WINDOW_S)
         window_start = max(since, job.started_at) if job.started_at else since
-        window = (utcnow() - window_start).total_seconds()
+        window = (now - window_start).total_seconds()
         recent = jobs_db.rows_finished_since(session=session, job_id=job.id, since=window_start)
         eta = eta_seconds(remaining, recent, window)
     return JobProgress(job.rows_done, job.rows_failed, job.rows_total, eta)
 
 
-def _stalled(job: Job, lease_s: float) -> bool:
+def _stalled(job: Job, lease_s: float, now: datetime) -> bool:
     last = job.heartbeat_at or job.started_at
-    return job.status is JobStatus.RUNNING and (last is None or last < utcnow() - timedelta(seconds=lease_s))
+    return job.status is JobStatus.RUNNING and (last is None or last < now - timedelta(seconds=lease_s))
 
 
-def job_view(*, session: Session, viewer: Viewer, job_id: int, lease_s: float) -> JobView:
+def job_view(
+    *, session: Session, viewer: Viewer, job_id: int, lease_s: float, clock: Clock = utcnow
+) -> JobView:
     job = _job(session, viewer, job_id)
+    now = clock()  # one reading for the ETA and the stalled check
     dataset = dataset_db.get_dataset(session=session, dataset_id=job.params["dataset_id"], readable=true())
     failed = [
         (row.position, row.text, job_row.error or "")
@@ -257,9 +268,9 @@ def job_view(*, session: Session, viewer: Viewer, job_id: int, lease_s: float) -
     return JobView(
         job=job_summary(job),
         dataset_name=dataset.name if dataset is not None else "(deleted)",
-        progress=progress(session=session, job=job),
+        progress=progress(session=session, job=job, clock=lambda: now),
         events=events,
         failed_rows=tuple(failed),
         can_control=permissions.can_control_job(viewer, job),
-        stalled=_stalled(job, lease_s),
+        stalled=_stalled(job, lease_s, now),
     )

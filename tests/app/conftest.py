@@ -33,9 +33,10 @@ def _run_app_py_every_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     PagesManager.uses_pages_directory = None
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh SQLite database for the app under test."""
+    """A fresh SQLite database for the app under test; every page test gets one, so none
+    writes to the project's own ``data/headlight.db`` or reads what an earlier run left there."""
     url = f"sqlite:///{tmp_path / 'app.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     get_settings.cache_clear()

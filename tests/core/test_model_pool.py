@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
@@ -27,27 +27,45 @@ def _spec(model_id: str) -> ModelSpec:
 
 
 class FakeLoader:
-    def __init__(self, sizes: dict[str, int], delay: float = 0.0) -> None:
-        self.sizes, self.delay, self.calls = sizes, delay, []
+    """Loads instantly, or once ``wait()`` returns (a load still going while others ask)."""
+
+    def __init__(self, sizes: dict[str, int], wait: Callable[[], None] | None = None) -> None:
+        self.sizes, self.wait, self.calls = sizes, wait, []
 
     def __call__(self, spec: ModelSpec):
         self.calls.append(spec.id)
-        time.sleep(self.delay)
+        if self.wait is not None:
+            self.wait()
         return SimpleNamespace(spec=spec, nbytes=self.sizes[spec.id])
 
 
 def test_concurrent_sessions_share_one_load() -> None:
-    """Eight sessions asking at once trigger a single load and get the same object."""
-    loader = FakeLoader({"a": 10}, delay=0.2)
+    """Eight sessions asking at once trigger a single load and get the same object: the
+    load lasts until every session has asked (a condition, not a sleep)."""
+    asked = [0]
+    changed = threading.Condition()
+
+    def until_all_asked() -> None:
+        with changed:
+            assert changed.wait_for(lambda: asked[0] == 8, timeout=30)
+
+    loader = FakeLoader({"a": 10}, wait=until_all_asked)
     pool = ModelPool(loader, budget_bytes=100)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(pool.get(_spec("a")))) for _ in range(8)]
+
+    def session() -> None:
+        with changed:
+            asked[0] += 1
+            changed.notify_all()
+        results.append(pool.get(_spec("a")))
+
+    threads = [threading.Thread(target=session) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(30)
     assert loader.calls == ["a"]
-    assert len({id(r) for r in results}) == 1
+    assert len(results) == 8 and len({id(r) for r in results}) == 1
 
 
 def test_lru_eviction_keeps_two_models_within_budget() -> None:

@@ -6,8 +6,6 @@ started by the test (killed mid-run to prove requests keep working).
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from core.ops.telemetry import Telemetry
 from core.service.analysis_service import AnalysisService
 from core.service.cache import MemoryCache, RedisCache
 from core.service.rate_limit import RateLimitedError, RateLimiter
+from tests import services
 from tests.core.tiny import tiny_counter, tiny_model
 
 TINY = tiny_model("causal", n_layers=2, n_heads=4)
@@ -93,51 +92,27 @@ def test_memory_cache_hit_is_identical_and_skips_the_model(settings: Settings) -
 
 
 def test_memory_cache_ttl_and_byte_bound() -> None:
-    """Entries expire after the TTL; the oldest go first when bytes run out."""
-    cache = MemoryCache(ttl_seconds=1, max_bytes=10)
+    """Entries expire after the TTL (by the cache's clock, faked here); the oldest go first
+    when bytes run out."""
+    now = [100.0]
+    cache = MemoryCache(ttl_seconds=1, max_bytes=10, clock=lambda: now[0])
     cache.set("a", b"12345")
     cache.set("b", b"12345")
     cache.set("c", b"123")
     assert cache.get("a") is None and cache.get("b") == b"12345"
     cache.set("huge", b"x" * 11)
     assert cache.get("huge") is None
-    time.sleep(1.1)
-    assert cache.get("b") is None
+    now[0] += 1.0
+    assert cache.get("b") == b"12345"  # expires after the TTL, not at it
+    now[0] += 0.01
+    assert cache.get("b") is None and cache.get("c") is None
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """A private redis-server on a free port, killed at the end if still alive."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 10
-    while RedisCache(url, ttl_seconds=60).ping() is False:
-        assert time.monotonic() < deadline, "redis-server did not start"
-        time.sleep(0.05)
-    yield url, process
-    process.kill()
-    process.wait()
+    """A private redis-server (the test kills it); without one the test skips, or fails in CI."""
+    with services.redis_server(tmp_path) as server:
+        yield server
 
 
 def _metric(name: str, labels: dict[str, str]) -> float:

@@ -7,18 +7,18 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.domain.errors import ModelDisabledError
 from core.domain.identity import Role
 from core.jobs.contract import EventKind
 from core.jobs.tasks import KIND_ATLAS, atlas_params
-from core.models.boundary import LanguageModel
+from core.models.huggingface.adapter import HuggingFaceModel
 from core.models.registry import ModelSpec
 from db import datasets as dataset_db
 from db import jobs as jobs_db
-from db.models import JobEvent, JobRow, User
+from db.models import Job, JobEvent, JobRow, User
 from db.session import init_db, make_engine
 
 
@@ -46,11 +46,22 @@ def committing_factory(
             server.drop(url)
 
 
+def without_jobs(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """``factory`` after deleting every job (rows and events go with them).
+
+    A module's tests share one committing database, and recovery and the runners look at
+    every job in it: each test starts from none, whatever ran before it.
+    """
+    with factory.begin() as session:
+        session.execute(delete(Job))
+    return factory
+
+
 class FakeService:
     """`AnalysisService.load` for one preloaded model; ``enabled=False`` plays an admin having
     turned it off."""
 
-    def __init__(self, loaded: LanguageModel, *, enabled: bool = True) -> None:
+    def __init__(self, loaded: HuggingFaceModel, *, enabled: bool = True) -> None:
         self.loaded = loaded
         self.enabled = enabled
         self.loads = 0
@@ -63,7 +74,7 @@ class FakeService:
             )
         return self.loaded.spec
 
-    def load(self, model_id: str) -> tuple[LanguageModel, float]:
+    def load(self, model_id: str) -> tuple[HuggingFaceModel, float]:
         assert model_id == self.loaded.spec.id
         self.loads += 1
         return self.loaded, 0.0
@@ -72,7 +83,7 @@ class FakeService:
 def seed_job(
     factory: sessionmaker[Session],
     texts: list[str],
-    loaded: LanguageModel,
+    loaded: HuggingFaceModel,
     *,
     max_tokens: int = 24,
     webhook_url: str | None = None,
@@ -114,7 +125,7 @@ def event_kinds(factory: sessionmaker[Session], job_id: int) -> list[str]:
         )
 
 
-Scorer = Callable[[LanguageModel, list[int]], np.ndarray]
+Scorer = Callable[[HuggingFaceModel, list[int]], np.ndarray]
 
 
 def texts(n: int) -> list[str]:

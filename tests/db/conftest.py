@@ -3,7 +3,7 @@
 Postgres comes from ``HEADLIGHT_TEST_POSTGRES_URL`` (default: the local server as user
 postgres); the suite creates its own uniquely named database there, migrates it, and drops
 it at the end. Without a reachable server the Postgres half is skipped, unless
-``HEADLIGHT_REQUIRE_POSTGRES`` is set (CI), where it fails instead.
+``HEADLIGHT_REQUIRE_POSTGRES`` is set (CI), where it fails instead (`tests.services`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.domain.identity import Role, Viewer
 from db.models import User
 from db.session import init_db, make_engine
+from tests.services import unavailable
 
 POSTGRES_URL = os.environ.get(
     "HEADLIGHT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -57,10 +58,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         with server.admin.connect():
             pass
     except OperationalError as exc:
-        reason = f"Postgres is unreachable at {server.url.render_as_string()}: {str(exc).splitlines()[0]}"
-        if os.environ.get("HEADLIGHT_REQUIRE_POSTGRES"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(
+            "postgres",
+            f"Postgres is unreachable at {server.url.render_as_string()}: {str(exc).splitlines()[0]}",
+        )
     yield server
     server.admin.dispose()
 

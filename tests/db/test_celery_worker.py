@@ -5,9 +5,7 @@ a transient database failure retried, and a worker killed with SIGKILL then rest
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,43 +33,21 @@ from db import datasets as dataset_db
 from db.models import Atlas, Job, JobEvent, JobRow, User
 from db.session import dispose_all, init_db, make_engine
 from tests.db.batch_helpers import FakeService, texts
+from tests.services import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "all-minilm-l6-v2"
 NODE = "w1@headlight-test"
 READY_TIMEOUT = 90
 
-pytestmark = [
-    pytest.mark.model,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed"),
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    port = _free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(10)
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private Redis; without redis-server the tests that need it skip, or fail in CI."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +109,18 @@ class Worker:
         raise AssertionError(
             "the Celery worker did not start:\n" + self.log.read_text(errors="replace")[-3000:]
         )
+
+    def log_count(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+    def wait_for_log(self, text: str, more_than: int, timeout: float = 60.0) -> None:
+        """Until ``text`` is in the worker's log more than ``more_than`` times (a process:
+        polled, with a deadline)."""
+        deadline = time.monotonic() + timeout
+        while self.log_count(text) <= more_than:
+            assert time.monotonic() < deadline, f"the worker never logged {text!r}"
+            assert self.process is not None and self.process.poll() is None, "the worker died"
+            time.sleep(0.1)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -265,16 +253,17 @@ def test_cancel_mid_job(
 def test_transient_database_failure_is_retried(
     worker: Worker, dispatcher: CeleryDispatcher, database, viewer: Viewer, registry, settings
 ) -> None:
-    """With the database locked for longer than its busy timeout, the worker's write fails,
-    is retried with backoff, and the job completes with every row once."""
+    """With the database locked until the worker's write has failed (past its 5 s busy
+    timeout), the write is retried with backoff, and the job completes with every row once."""
     url, factory = database
     job_id = _launch(factory, viewer, texts(60), registry, settings)
     dispatcher.submit(job_id)
     _wait(factory, job_id, lambda j: j.rows_done >= 5)
+    retry_line = f"job {job_id} on {NODE}:"
     blocker = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
-        time.sleep(6.0)  # the worker's busy timeout is 5 s
+        worker.wait_for_log(retry_line, more_than=0)  # the write failed; a retry is due
     finally:
         blocker.rollback()
         blocker.close()

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from core.attention import atlas
 from core.attention.atlas import AtlasResult
+from core.domain.errors import HeadlightError
 from core.domain.identity import Role, Viewer
 from core.jobs import atlas_rows, tasks, webhook
 from core.jobs.contract import JobStatus, RowStatus, TransientError
@@ -24,18 +25,32 @@ from core.jobs.tasks import RunConfig, run_job
 from core.models.huggingface.adapter import HuggingFaceModel
 from core.store import jobs as job_store
 from db import jobs as jobs_db
-from db.models import Atlas, Job, JobRow, utcnow
+from db.models import Atlas, DatasetRow, Job, JobRow, utcnow
 from tests.core.tiny import tiny_model
-from tests.db.batch_helpers import FakeService, committing_factory, event_kinds, job_rows, seed_job, texts
+from tests.db.batch_helpers import (
+    FakeService,
+    committing_factory,
+    event_kinds,
+    job_rows,
+    seed_job,
+    texts,
+    without_jobs,
+)
 
 FAST = RunConfig(claim_rows=3, pause_s=0.0, retry=RetryPolicy(attempts=3, base_s=0.01, max_s=0.02))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def factory(
+def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[sessionmaker]:
     yield from committing_factory(request, tmp_path_factory)
+
+
+@pytest.fixture
+def factory(database: sessionmaker) -> sessionmaker:
+    """The module's database with no job left by an earlier test."""
+    return without_jobs(database)
 
 
 @pytest.fixture(scope="module")
@@ -274,24 +289,58 @@ def test_another_worker_takes_over_expired_claims(factory: sessionmaker, loaded:
 
 
 def test_two_workers_share_one_job(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
-    """Workers running the same job at once split its rows; one of them completes it."""
-    job_id = seed_job(factory, texts(24), loaded)
-    results: list[JobStatus] = []
-    barrier = threading.Barrier(2)
+    """Two workers running one job at once split its rows: both do work, every row is
+    scored exactly once by the worker that recorded it, and one of them completes the job.
+
+    Each worker's first row waits (outside the model lock) until the other has a row in
+    hand too, so both hold a claim whatever the scheduling: no timing luck involved.
+    """
+    rows = texts(24)
+    job_id = seed_job(factory, rows, loaded)
+    row_of = {tuple(atlas_rows.row_token_ids(loaded, t, 24)[0]): i for i, t in enumerate(rows)}
+    assert len(row_of) == len(rows)  # the scorer can tell the rows apart by their tokens
+    both_working = threading.Barrier(2, timeout=30)
+    scored: dict[str, list[int]] = {"node-0:1": [], "node-1:1": []}
+    results: dict[str, JobStatus | BaseException] = {}
 
     def worker(name: str) -> None:
-        barrier.wait()
-        results.append(_run(factory, job_id, loaded, worker_name=name))
+        def scorer(model: HuggingFaceModel, ids: list[int]) -> np.ndarray:
+            if not scored[name]:
+                both_working.wait()
+            scored[name].append(row_of[tuple(ids)])
+            return atlas_rows.row_head_scores(model, ids)
 
-    threads = [threading.Thread(target=worker, args=(f"node-{i}:1",)) for i in range(2)]
+        try:
+            results[name] = _run(factory, job_id, loaded, worker_name=name, scorer=scorer)
+        except BaseException as exc:  # reported below, not lost in the thread
+            results[name] = exc
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in scored]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert JobStatus.COMPLETED in results and len(results) == 2
-    _assert_each_row_once(factory, job_id, 24)
+    assert not any(thread.is_alive() for thread in threads)
+    assert all(isinstance(status, JobStatus) for status in results.values()), results
+    assert JobStatus.COMPLETED in results.values() and len(results) == 2
     assert event_kinds(factory, job_id).count("completed") == 1
-    assert len({r.worker for r in job_rows(factory, job_id)}) >= 1
+    _assert_each_row_once(factory, job_id, 24)
+
+    # Both workers did work: at least the claim each held when they met at the barrier.
+    assert all(len(done) >= FAST.claim_rows for done in scored.values()), scored
+    # No row scored twice, none missed: the two workers' rows partition the dataset.
+    assert sorted(scored["node-0:1"] + scored["node-1:1"]) == list(range(24))
+    assert not set(scored["node-0:1"]) & set(scored["node-1:1"])
+    # Each row is recorded under the worker that scored it.
+    with factory() as session:
+        recorded = session.execute(
+            select(JobRow.worker, DatasetRow.position)
+            .join(DatasetRow, DatasetRow.id == JobRow.row_id)
+            .where(JobRow.job_id == job_id)
+        ).all()
+    assert {name: sorted(p for w, p in recorded if w == name) for name in scored} == {
+        name: sorted(done) for name, done in scored.items()
+    }
 
 
 def test_recover_requeues_stale_and_lost_jobs(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
@@ -398,33 +447,92 @@ def test_webhook_without_a_secret_is_not_sent(factory: sessionmaker, loaded: Hug
     assert receiver.calls == [] and "no HEADLIGHT_WEBHOOK_SECRET" in _events_text(factory, job_id)
 
 
-def test_progress_and_eta(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
-    """The ETA follows the recent pace; finished jobs have none."""
-    job_id = seed_job(factory, texts(4), loaded)
+# A fixed "now" for the fake clocks below: nothing depends on when the test runs.
+NOW = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> Callable[[], datetime]:
+    """A clock standing ``seconds`` after `NOW`."""
+    return lambda: NOW + timedelta(seconds=seconds)
+
+
+def _finish_rows(factory: sessionmaker, job_id: int, finished_ago_s: list[float]) -> None:
+    """Mark the job running and one row done per entry, finished that many seconds before `NOW`."""
     with factory.begin() as session:
-        now = utcnow()
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(status=JobStatus.RUNNING, started_at=now - timedelta(seconds=10))
-        )
+        session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.RUNNING))
         job = session.get(Job, job_id)
         rows = jobs_db.claim_rows(
             session=session,
             job=job,
             dataset_id=job.params["dataset_id"],
             worker="w",
-            limit=2,
-            stale_before=now,
+            limit=len(finished_ago_s),
+            stale_before=NOW,
         )
-        for row_id, _ in rows:
+        for (row_id, _), ago in zip(rows, finished_ago_s, strict=True):
             jobs_db.record_row(
                 session=session, job_id=job_id, row_id=row_id, worker="w", status=RowStatus.DONE, attempts=1
             )
-        job = jobs_db.refresh_counts(session=session, job_id=job_id)
-        progress = job_store.progress(session=session, job=job)
-    assert (progress.done, progress.total, progress.fraction) == (2, 4, 0.5)
-    assert progress.eta_s == pytest.approx(10.0, rel=0.2)  # 2 rows in ~10 s, 2 to go
+            session.execute(
+                update(JobRow)
+                .where(JobRow.job_id == job_id, JobRow.row_id == row_id)
+                .values(finished_at=NOW - timedelta(seconds=ago))
+            )
+        jobs_db.refresh_counts(session=session, job_id=job_id)
+
+
+def _progress(factory: sessionmaker, job_id: int, clock: Callable[[], datetime]) -> job_store.JobProgress:
+    with factory() as session:
+        return job_store.progress(session=session, job=session.get(Job, job_id), clock=clock)
+
+
+def test_progress_and_eta(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
+    """The ETA follows the pace since the start, or over the last `ETA_WINDOW_S` once the job
+    is older, by the injected clock; no pace, no ETA; finished jobs have none."""
+    window = job_store.ETA_WINDOW_S
+    young = seed_job(factory, texts(6), loaded)
+    _finish_rows(factory, young, [8.0, 3.0])
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == young).values(started_at=NOW - timedelta(seconds=10)))
+    progress = _progress(factory, young, _at(0))
+    assert (progress.done, progress.total, progress.fraction) == (2, 6, pytest.approx(1 / 3))
+    assert progress.eta_s == pytest.approx(20.0)  # 2 rows in the 10 s since the start, 4 to go
+
+    old = seed_job(factory, texts(6), loaded)
+    _finish_rows(factory, old, [1800.0, window - 1, 60.0, 1.0])  # the first is older than the window
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == old).values(started_at=NOW - timedelta(hours=1)))
+    assert _progress(factory, old, _at(0)).eta_s == pytest.approx(2 * window / 3)  # 3 recent rows, 2 to go
+    assert _progress(factory, old, _at(window)).eta_s is None  # nothing finished in the last window
+
+    with factory.begin() as session:
+        session.execute(update(Job).where(Job.id == old).values(status=JobStatus.COMPLETED))
+    assert _progress(factory, old, _at(0)).eta_s is None
+
+
+def test_a_silent_running_job_stalls_after_a_lease(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
+    """A running job is stalled once no worker has reported for a lease (by the injected
+    clock); only then may its owner resume it."""
+    job_id = seed_job(factory, texts(2), loaded)
+    with factory.begin() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.RUNNING, started_at=NOW, heartbeat_at=NOW, worker="w:1")
+        )
+    viewer = _owner(factory, job_id)
+    for seconds, stalled in ((59, False), (61, True)):
+        with factory() as session:
+            view = job_store.job_view(
+                session=session, viewer=viewer, job_id=job_id, lease_s=60, clock=_at(seconds)
+            )
+        assert view.stalled is stalled
+    with factory.begin() as session, pytest.raises(HeadlightError, match="needs no resume"):
+        job_store.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60, clock=_at(59))
+    with factory.begin() as session:
+        job = job_store.resume_job(session=session, viewer=viewer, job_id=job_id, lease_s=60, clock=_at(61))
+        assert job.status is JobStatus.QUEUED
+    assert event_kinds(factory, job_id)[-1] == "interrupted"
 
 
 def test_claims_never_overlap(factory: sessionmaker, loaded: HuggingFaceModel) -> None:

@@ -3,7 +3,7 @@ database, recovery after a restart, and interactive requests getting the model b
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -18,16 +18,24 @@ from core.models.huggingface.adapter import HuggingFaceModel
 from db import jobs as jobs_db
 from db.models import Job, utcnow
 from tests.core.tiny import tiny_model
-from tests.db.batch_helpers import FakeService, committing_factory, job_rows, seed_job, texts
+from tests.db.batch_helpers import FakeService, committing_factory, job_rows, seed_job, texts, without_jobs
 
 CONFIG = RunConfig(claim_rows=2, pause_s=0.005, retry=RetryPolicy(attempts=2, base_s=0.01, max_s=0.01))
+# How long a test waits for the runner's thread before failing (it takes well under a second).
+TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def factory(
+def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[sessionmaker]:
     yield from committing_factory(request, tmp_path_factory)
+
+
+@pytest.fixture
+def factory(database: sessionmaker) -> sessionmaker:
+    """The module's database with no job left by an earlier test."""
+    return without_jobs(database)
 
 
 @pytest.fixture(scope="module")
@@ -35,26 +43,42 @@ def loaded() -> HuggingFaceModel:
     return tiny_model("causal", n_layers=2, n_heads=2)
 
 
-def _wait_for(factory: sessionmaker, job_id: int, status: JobStatus, timeout: float = 30.0) -> Job:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+class Finished:
+    """An `EmbeddedRunner.on_finished` that tests wait on: no polling, no fixed sleeps."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self.runs: dict[int, list[JobStatus]] = {}
+
+    def __call__(self, job_id: int, status: JobStatus) -> None:
+        with self._changed:
+            self.runs.setdefault(job_id, []).append(status)
+            self._changed.notify_all()
+
+    def wait(self, factory: sessionmaker, job_id: int, status: JobStatus = JobStatus.COMPLETED) -> Job:
+        """The job once a run of it ended in ``status``; fails after `TIMEOUT_S`."""
+        with self._changed:
+            reached = self._changed.wait_for(lambda: status in self.runs.get(job_id, []), TIMEOUT_S)
+        assert reached, f"job {job_id} did not become {status.value}: runs ended {self.runs.get(job_id)}"
         with factory() as session:
             job = session.get(Job, job_id)
-            if job is not None and job.status is status:
-                return job
-        time.sleep(0.02)
-    raise AssertionError(f"job {job_id} did not become {status.value}")
+            assert job is not None
+            return job
 
 
 def test_runner_runs_submitted_and_waiting_jobs(factory: sessionmaker, loaded: HuggingFaceModel) -> None:
     """A submitted job runs at once; a job queued before the runner started is found in the db."""
     waiting = seed_job(factory, texts(3), loaded)
-    runner = EmbeddedRunner(factory, FakeService(loaded), config=CONFIG, poll_s=0.05, host="test-a").start()
+    finished = Finished()
+    runner = EmbeddedRunner(
+        factory, FakeService(loaded), config=CONFIG, poll_s=0.05, host="test-a", on_finished=finished
+    ).start()
     try:
         submitted = seed_job(factory, texts(4), loaded)
         runner.submit(submitted)
         for job_id, n in ((submitted, 4), (waiting, 3)):
-            job = _wait_for(factory, job_id, JobStatus.COMPLETED)
+            job = finished.wait(factory, job_id)
+            assert job.status is JobStatus.COMPLETED
             assert job.rows_done == n and job.worker == runner.worker_name
         assert runner.alive and runner.backend == "embedded"
     finally:
@@ -81,9 +105,12 @@ def test_restarted_runner_releases_its_predecessors_rows(
             stale_before=utcnow(),
         )
         assert len(claimed) == 2
-    runner = EmbeddedRunner(factory, FakeService(loaded), config=CONFIG, poll_s=0.05, host="test-b").start()
+    finished = Finished()
+    runner = EmbeddedRunner(
+        factory, FakeService(loaded), config=CONFIG, poll_s=0.05, host="test-b", on_finished=finished
+    ).start()
     try:
-        job = _wait_for(factory, job_id, JobStatus.COMPLETED)
+        job = finished.wait(factory, job_id)
     finally:
         runner.stop()
     rows = job_rows(factory, job_id)
@@ -93,32 +120,65 @@ def test_restarted_runner_releases_its_predecessors_rows(
 def test_interactive_requests_get_the_model_between_rows(
     factory: sessionmaker, loaded: HuggingFaceModel
 ) -> None:
-    """While a batch job holds the model one slow row at a time, a request waiting for the
-    model's lock gets it after at most about one row, and the job still finishes."""
-    row_s = 0.05
-    slow_model = tiny_model("causal", n_layers=2, n_heads=2)
-    # Each forward pass (run under the model's lock) takes at least row_s.
-    handle = slow_model.hf_model.register_forward_pre_hook(lambda *_: time.sleep(row_s))
-    job_id = seed_job(factory, texts(16), slow_model)
+    """While a batch job holds the model for a row, a request waiting for the model's lock
+    gets it as soon as that row is done, before the next row starts; the job still finishes.
+
+    Followed by events instead of timed: row 3 stays in hand until a request is waiting,
+    and the runner's pause after it (its injected ``sleep``) lasts until the request was
+    served, however slowly the threads are scheduled.
+    """
+    model = tiny_model("causal", n_layers=2, n_heads=2)
+    forwards: list[int] = []
+    in_row_3 = threading.Event()
+    finish_row_3 = threading.Event()
+    served = threading.Event()
+    served_after: list[int] = []
+    served_in_pause: list[bool] = []
+
+    def forward(*_: object) -> None:  # runs under the model's lock, once per row
+        forwards.append(1)
+        if len(forwards) == 3:
+            in_row_3.set()
+            assert finish_row_3.wait(TIMEOUT_S)
+
+    def pause(_seconds: float) -> None:  # the runner's pause between rows
+        if in_row_3.is_set() and not served_in_pause:
+            served_in_pause.append(served.wait(TIMEOUT_S))
+
+    def request() -> None:
+        with model.lock:  # what an interactive analysis takes first
+            served_after.append(len(forwards))
+        served.set()
+
+    handle = model.hf_model.register_forward_pre_hook(forward)
+    job_id = seed_job(factory, texts(16), model)
+    finished = Finished()
     runner = EmbeddedRunner(
-        factory, FakeService(slow_model), config=CONFIG, poll_s=0.05, host="test-c"
+        factory,
+        FakeService(model),
+        config=CONFIG,
+        poll_s=0.05,
+        host="test-c",
+        sleep=pause,
+        on_finished=finished,
     ).start()
+    requester = threading.Thread(target=request)
     try:
         runner.submit(job_id)
-        _wait_for(factory, job_id, JobStatus.RUNNING)
-        waits = []
-        for _ in range(5):
-            started = time.perf_counter()
-            with slow_model.lock:  # what an interactive analysis takes first
-                waits.append(time.perf_counter() - started)
-                time.sleep(0.01)
-            time.sleep(row_s)
-        job = _wait_for(factory, job_id, JobStatus.COMPLETED)
+        assert in_row_3.wait(TIMEOUT_S), "the job never reached its third row"
+        assert not model.lock.acquire(blocking=False), "the runner holds the model during a row"
+        requester.start()
+        finish_row_3.set()
+        requester.join(TIMEOUT_S)
+        job = finished.wait(factory, job_id)
     finally:
+        finish_row_3.set()
+        served.set()
         runner.stop()
         handle.remove()
-    assert max(waits) < 3 * row_s, waits
-    assert job.rows_done == 16
+    assert served_in_pause == [True]  # the pause after row 3 saw the request served
+    assert served_after == [3]  # between rows 3 and 4
+    assert job.rows_done == 16 and len(forwards) == 16
 
 
 def test_backend_choice(settings) -> None:
