@@ -88,8 +88,10 @@ def streamlit_server(log_dir: Path, extra_env: dict[str, str] | None = None) -> 
 
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on embedded defaults (guest mode lets visitors run models)."""
-    with streamlit_server(tmp_path_factory.mktemp("streamlit")) as url:
+    """The app on embedded defaults (guest mode lets visitors run models), on a scratch
+    SQLite database rather than the project's own ``data/headlight.db``."""
+    folder = tmp_path_factory.mktemp("streamlit")
+    with streamlit_server(folder, {"DATABASE_URL": f"sqlite:///{folder / 'headlight.db'}"}) as url:
         yield url
 
 
