@@ -11,7 +11,7 @@ import secrets
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Page tests share one service per process: generous limits keep them independent (limits
-# themselves are tested in tests/core/test_service_plumbing.py); no /metrics port in tests.
+# themselves are tested in tests/core/service/test_cache_and_limits.py); no /metrics port in tests.
 os.environ.setdefault(
     "HEADLIGHT_RATE_LIMITS",
     '{"admin": "1000/minute", "analyst": "1000/minute", "viewer": "1000/minute", '
@@ -31,6 +31,9 @@ from core.domain.settings import Settings, get_settings
 from core.models.registry import Registry, load_registry
 from core.service.analysis_service import AnalysisService
 from db.session import dispose_all
+
+# Database fixtures (SQLite and Postgres) for every test folder that needs them.
+pytest_plugins = ["tests.fixtures.databases"]
 
 
 @pytest.fixture(autouse=True)

@@ -17,8 +17,8 @@ from core.store.analyses import HistoryQuery
 from db import search
 from db.models import Grant, Visualization
 from db.search import Cursor, Sort, fts5_query
-from tests.db.conftest import UserFactory
-from tests.db.helpers import save
+from tests.fixtures.databases import UserFactory
+from tests.fixtures.records import save
 
 HOSTILE = [
     '"',

@@ -16,7 +16,7 @@ import torch
 
 from core.models.boundary import Capture, LanguageModel, Sampling
 from core.models.huggingface.adapter import HuggingFaceModel, attention_modules
-from tests.core.tiny import tiny_model
+from tests.fixtures.tiny import tiny_model
 
 TEXT = "the cat sat on the mat and the dog sat on the log"
 
