@@ -5,13 +5,13 @@ cover every replica writing to the database. Other screens can open it on one mo
 setting ``st.session_state[MODEL_KEY]`` to a model id before switching to the Metrics page.
 
 The database aggregates (counts, sums, percentiles, length bins); what it returns is
-cached for `CACHE_SECONDS`, keyed by the database URL and the window, so reruns (every
-widget click) do not query again. "Refresh" drops the cache.
+cached by `ui.resources` for a short while, keyed by the database URL and the window, so
+reruns (every widget click) do not query again. "Refresh" drops the cache.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import streamlit as st
 
@@ -19,15 +19,13 @@ from core.access import permissions
 from core.domain.errors import HeadlightError
 from core.domain.identity import Viewer
 from core.ops import drift
-from core.service import analytics_screen
 from core.service.wiring import database_url
 from core.store import model_analytics
 from ui import analytics_plots as figures
+from ui import resources
 from ui.text import markdown_text
 
 MODEL_KEY = "analytics.model"
-# Long enough that clicking around a screen does not re-query, short enough to feel live.
-CACHE_SECONDS = 45
 WINDOWS = {
     "last hour": timedelta(hours=1),
     "last 24 hours": timedelta(days=1),
@@ -44,42 +42,6 @@ DRIFT_BASELINE = {
     "24 hours before": timedelta(days=1),
     "30 days before": timedelta(days=30),
 }
-
-
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
-def _overview(
-    database: str, window_name: str
-) -> tuple[datetime, datetime, dict[str, model_analytics.Summary]]:
-    """The window's bounds and per-model totals (``database`` keys the cache)."""
-    until = datetime.now(UTC)
-    since = until - WINDOWS[window_name]
-    return since, until, analytics_screen.overview(since=since, until=until)
-
-
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
-def _model_series(database: str, model_id: str, since: datetime, until: datetime) -> model_analytics.Series:
-    return analytics_screen.series(model_id=model_id, since=since, until=until)
-
-
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner=False, max_entries=32)
-def _users(
-    database: str, viewer: Viewer, model_id: str, since: datetime, until: datetime
-) -> list[model_analytics.UserBreakdown]:
-    return analytics_screen.users(viewer=viewer, model_id=model_id, since=since, until=until)
-
-
-@st.cache_data(ttl=CACHE_SECONDS, show_spinner="Comparing input windows…", max_entries=32)
-def _drift(database: str, model_id: str, recent_name: str, baseline_name: str) -> model_analytics.ModelDrift:
-    windows = model_analytics.DriftWindows.ending_at(
-        datetime.now(UTC), recent=DRIFT_RECENT[recent_name], baseline=DRIFT_BASELINE[baseline_name]
-    )
-    return analytics_screen.drift(model_id=model_id, windows=windows)
-
-
-def clear_cache() -> None:
-    """Forget cached analytics (the Refresh button; tests that write the log and look again)."""
-    for cached in (_overview, _model_series, _users, _drift):
-        cached.clear()
 
 
 def _seconds(value: float | None) -> str:
@@ -138,7 +100,9 @@ def _drift_section(model_id: str, key: str) -> drift.DriftReport | None:
     recent = left.selectbox("Recent window", list(DRIFT_RECENT), key=f"{key}.drift_recent")
     baseline = right.selectbox("Baseline window", list(DRIFT_BASELINE), key=f"{key}.drift_baseline")
     try:
-        result = _drift(database_url(), model_id, recent, baseline)
+        result = resources.analytics_drift(
+            database_url(), model_id, DRIFT_RECENT[recent], DRIFT_BASELINE[baseline]
+        )
     except HeadlightError as exc:
         st.error(str(exc))
         return None
@@ -185,11 +149,13 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
         return
     left, right = st.columns([4, 1], vertical_alignment="bottom")
     window_name = left.selectbox("Window", list(WINDOWS), index=1, key=f"{key}.window")
-    if right.button("Refresh", key=f"{key}.refresh", help=f"Figures are kept for {CACHE_SECONDS} s."):
-        clear_cache()
+    if right.button(
+        "Refresh", key=f"{key}.refresh", help=f"Figures are kept for {resources.ANALYTICS_CACHE_SECONDS} s."
+    ):
+        resources.clear_analytics_cache()
     database = database_url()
     try:
-        since, until, summaries = _overview(database, window_name)
+        since, until, summaries = resources.analytics_overview(database, WINDOWS[window_name])
     except HeadlightError as exc:
         st.error(str(exc))
         return
@@ -214,7 +180,7 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
     model_id = st.selectbox("Model", models, key=MODEL_KEY)
     _headline(summaries[model_id])
     try:
-        series = _model_series(database, model_id, since, until)
+        series = resources.analytics_series(database, model_id, since, until)
     except HeadlightError as exc:
         st.error(str(exc))
         return
@@ -228,7 +194,7 @@ def render_model_analytics(viewer: Viewer, *, key: str = "analytics") -> None:
 
     if permissions.can_view_request_users(viewer):
         st.subheader("Requests per user")
-        breakdown = _users(database, viewer, model_id, since, until)
+        breakdown = resources.analytics_users(database, viewer, model_id, since, until)
         st.dataframe(
             [
                 {

@@ -7,16 +7,19 @@ argument that changes the result is part of the cache key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
 
+from core.domain.identity import Viewer
 from core.domain.settings import get_settings
 from core.jobs.runner import Dispatcher, backend_for
-from core.service import wiring
+from core.service import analytics_screen, wiring
 from core.service.analysis_service import AnalysisService
 from core.service.rate_limit import RateLimiter
+from core.store import model_analytics
 from core.store.sharing import SHARE_LIMIT_ROLE
 
 
@@ -106,3 +109,46 @@ def get_dispatcher() -> Dispatcher:
     else this process's embedded runner, started once per process and database."""
     s = get_settings()
     return _dispatcher(backend_for(s), wiring.database_url(), s.redis_url)
+
+
+# Per-model analytics (the Metrics screen's "Models" tab): long enough that clicking around a
+# screen does not query again, short enough to feel live. ``database`` keys each cache.
+ANALYTICS_CACHE_SECONDS = 45
+
+
+@st.cache_data(ttl=ANALYTICS_CACHE_SECONDS, show_spinner=False, max_entries=32)
+def analytics_overview(
+    database: str, window: timedelta
+) -> tuple[datetime, datetime, dict[str, model_analytics.Summary]]:
+    """The window ending now: its bounds and the per-model totals."""
+    until = datetime.now(UTC)
+    since = until - window
+    return since, until, analytics_screen.overview(since=since, until=until)
+
+
+@st.cache_data(ttl=ANALYTICS_CACHE_SECONDS, show_spinner=False, max_entries=32)
+def analytics_series(
+    database: str, model_id: str, since: datetime, until: datetime
+) -> model_analytics.Series:
+    return analytics_screen.series(model_id=model_id, since=since, until=until)
+
+
+@st.cache_data(ttl=ANALYTICS_CACHE_SECONDS, show_spinner=False, max_entries=32)
+def analytics_users(
+    database: str, viewer: Viewer, model_id: str, since: datetime, until: datetime
+) -> list[model_analytics.UserBreakdown]:
+    return analytics_screen.users(viewer=viewer, model_id=model_id, since=since, until=until)
+
+
+@st.cache_data(ttl=ANALYTICS_CACHE_SECONDS, show_spinner="Comparing input windows…", max_entries=32)
+def analytics_drift(
+    database: str, model_id: str, recent: timedelta, baseline: timedelta
+) -> model_analytics.ModelDrift:
+    windows = model_analytics.DriftWindows.ending_at(datetime.now(UTC), recent=recent, baseline=baseline)
+    return analytics_screen.drift(model_id=model_id, windows=windows)
+
+
+def clear_analytics_cache() -> None:
+    """Forget cached analytics (the Refresh button)."""
+    for cached in (analytics_overview, analytics_series, analytics_users, analytics_drift):
+        cached.clear()
