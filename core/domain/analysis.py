@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import unicodedata
-from collections.abc import Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -138,6 +138,30 @@ class HeadStats:
         return {"entropy": self.entropy.tolist(), "mean_distance": self.mean_distance.tolist()}
 
 
+class Deferred:
+    """The compact form of a short input, computed at most once, on first request.
+
+    Its producer hands over the function that builds it; the first reader (the save, the
+    cache writer, an export) runs it under a lock and every later reader, on any thread,
+    gets the same object. The interactive view of a short input never asks, so it never
+    pays for it.
+    """
+
+    __slots__ = ("_build", "_lock", "_value")
+
+    def __init__(self, build: Callable[[], CompactAttention]) -> None:
+        self._build: Callable[[], CompactAttention] | None = build
+        self._lock = threading.Lock()
+        self._value: CompactAttention | None = None
+
+    def result(self) -> CompactAttention:
+        with self._lock:
+            if self._build is not None:
+                self._value, self._build = self._build(), None
+        assert self._value is not None
+        return self._value
+
+
 class Analysis:
     """One analysis result: tokens, attention, next-token distributions, timings. Immutable.
 
@@ -145,10 +169,10 @@ class Analysis:
     continuation); ``offsets[i]`` is token i's ``(start, end)`` character span in it.
     ``attention`` is the full form, ``[n_layers, n_heads, seq_len, seq_len]`` float16, kept
     only while it is small enough. ``compact`` (statistics, overview maps, top-k per query)
-    exists for every length and is built once, by the producer: long inputs build it layer by
-    layer during the forward pass; short ones hand over a `Future` that a worker fills from
-    the full form, so the interactive path does not wait for it and every reader (cache,
-    save, export) gets the same object. ``stats`` maps each statistic of
+    exists for every length and is built once, as its producer says: long inputs build it
+    layer by layer during the forward pass; short ones hand over a `Deferred` that builds it
+    from the full form on first request (under a lock), so the interactive path never pays
+    for it and every reader (cache, save, export) gets the same object. ``stats`` maps each statistic of
     `core.attention.stats` to ``[n_layers, n_heads]``.
 
     Nothing changes after construction: `replace` returns a changed copy (the service marks
@@ -183,7 +207,7 @@ class Analysis:
         token_ids: list[int],
         offsets: list[tuple[int, int]],
         prompt_len: int,
-        compact: CompactAttention | Future[CompactAttention],
+        compact: CompactAttention | Deferred,
         attention: np.ndarray | None = None,
         stats: dict[str, np.ndarray] | None = None,
         next_tokens: list[NextTokenStep] | None = None,
@@ -248,7 +272,7 @@ class Analysis:
     def compact(self) -> CompactAttention:
         """The compact form; waits for the producer's worker if it is still being built."""
         compact = self._compact
-        return compact.result() if isinstance(compact, Future) else compact
+        return compact.result() if isinstance(compact, Deferred) else compact
 
     @property
     def stats(self) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ import torch
 
 from core.attention.compact import CompactBuilder, compact_from_full
 from core.attention.stats import STAT_NAMES, layer_head_stats
-from core.domain.analysis import Analysis, AnalysisMode, AnalysisRequest, NextTokenStep, Timings
+from core.domain.analysis import Analysis, AnalysisMode, AnalysisRequest, Deferred, NextTokenStep, Timings
 from core.domain.errors import HeadlightError, InputTooLongError
 from core.models.boundary import Capture, LanguageModel, Sampling, Tokenized
 from core.ops import metrics
@@ -27,8 +27,6 @@ Progress = Callable[[float, str], None]
 # Reduces one layer to the compact form while the model computes the next (numpy and torch
 # both release the GIL). One worker for the process: reductions are CPU-bound anyway.
 _REDUCER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attention-reduce")
-# Builds the compact form of short inputs (kept in full) after the forward pass.
-_COMPACTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attention-compact")
 
 
 def _no_progress(_fraction: float, _message: str) -> None:
@@ -73,11 +71,12 @@ class _AttentionSink:
 
     def results(self) -> dict[str, object]:
         if self.builder is None:
-            # Built once, off the request path: the view of a short input needs only the
-            # full map and the statistics; saving and caching wait on the future.
-            assert self.full is not None
-            self.full.flags.writeable = False
-            compact = _COMPACTOR.submit(compact_from_full, self.full)
+            # Built once, on first request: the view of a short input needs only the full
+            # map and the statistics; saving and caching build it (a background build
+            # would take the cores from the next forward pass).
+            full = self.full
+            full.flags.writeable = False
+            compact = Deferred(lambda: compact_from_full(full))
             return {"attention": self.full, "compact": compact, "stats": self.stats}
         self._wait()
         compact = self.builder.build()

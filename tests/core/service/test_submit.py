@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
 
 from core.attention.compact import compact_from_full
-from core.domain.analysis import AnalysisForm, AnalysisMode
+from core.domain.analysis import AnalysisForm, AnalysisMode, Deferred
 from core.domain.errors import HeadlightError, InputTooLongError
 from core.domain.identity import Actor
 from core.domain.settings import Settings
@@ -106,17 +105,24 @@ def test_an_analysis_cannot_change_after_it_is_built() -> None:
 
 
 def test_the_compact_form_is_built_once_for_every_reader() -> None:
-    """A producer hands over a future; every thread reading `compact` gets the same object."""
+    """A producer hands over how to build it; four threads reading `compact` at once build it
+    once and all get the same object; nothing is built before anyone asks."""
     base = make_analysis("one two three four")
     calls: list[int] = []
-    future: Future = Future()
-    analysis = base.replace(compact=future)
+    gate = threading.Event()
+
+    def build():
+        calls.append(1)
+        gate.wait(10)
+        return compact_from_full(base.attention)
+
+    analysis = base.replace(compact=Deferred(build))
+    assert calls == []  # the interactive path pays nothing
     seen: list = []
     readers = [threading.Thread(target=lambda: seen.append(analysis.compact)) for _ in range(4)]
     for reader in readers:
         reader.start()
-    calls.append(1)
-    future.set_result(compact_from_full(base.attention))
+    gate.set()
     for reader in readers:
         reader.join(timeout=10)
     assert len(seen) == 4 and all(c is seen[0] for c in seen) and calls == [1]
