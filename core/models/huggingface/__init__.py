@@ -6,6 +6,6 @@
 - `catalogue`: which model types and text model classes this transformers knows;
 - `neuron_view`: bertviz's BERT neuron view data (queries, keys, attention) as plain data.
 
-The package imports nothing itself, so asking the catalogue or the neuron view does not
-import transformers' model code until it is needed.
+The package's own module loads nothing, so asking the catalogue or the neuron view does not
+load transformers' model code until it is needed.
 """
